@@ -1,0 +1,19 @@
+//! The prediction-markets domain: entities, value objects, access policies and the ports to the outside world.
+//!
+//! This crate depends on no framework, database or network library; the `domain_stays_pure` test in
+//! `tests/` reads `cargo metadata` and fails the build if that ever changes.
+
+pub mod access;
+pub mod id;
+pub mod listing;
+pub mod market;
+pub mod money;
+pub mod ports;
+pub mod user;
+
+pub use access::{Actor, MarketAction, Permission};
+pub use id::{MarketId, UserId};
+pub use listing::{Page, PageRequest, SortDirection};
+pub use market::{Category, Market, MarketDescription, MarketName, MarketStatus, Outcome};
+pub use money::Amount;
+pub use user::{DisplayName, Email, Password, PasswordHash, Role, User};

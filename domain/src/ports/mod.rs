@@ -1,0 +1,22 @@
+//! Ports: the traits through which the domain and the use cases reach everything outside.
+//!
+//! They are object-safe (`#[async_trait]`) so that the composition root can pick adapters from
+//! configuration at run time, and mockable with the `mocks` feature.
+
+mod repository;
+mod security;
+mod system;
+
+pub use repository::{MarketRepository, RepositoryError, UserRepository};
+pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
+pub use system::{Clock, HealthProbe, IdGenerator, ProbeError};
+
+#[cfg(feature = "mocks")]
+pub use repository::{MockMarketRepository, MockUserRepository};
+#[cfg(feature = "mocks")]
+pub use security::{MockPasswordHasher, MockTokenIssuer};
+#[cfg(feature = "mocks")]
+pub use system::{MockClock, MockIdGenerator};
+
+/// The cause of an infrastructure failure, kept for logs and never shown to clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,98 @@
+//! Repository ports: storing and loading users and markets.
+
+use async_trait::async_trait;
+
+use super::BoxError;
+use crate::id::{MarketId, UserId};
+use crate::listing::{MarketListQuery, MarketProjection, Page};
+use crate::market::Market;
+use crate::user::{Email, User};
+
+/// What can go wrong in any repository. Adapters MUST translate their storage errors into these
+/// variants; nothing storage-specific crosses the port.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// A uniqueness rule would be broken (e.g. an email already registered). The string names the
+    /// rule (`"email"`), never the stored value.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// The row to change or delete does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The row exists but its `version` is not the one the caller read: someone else changed it.
+    #[error("changed by someone else")]
+    Stale,
+    /// The store could not be reached or failed; the operation had no effect.
+    #[error("storage unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Users by id and by email.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user.
+    ///
+    /// # Errors
+    /// - [`RepositoryError::Conflict`]`("email")` when the email is registered already (compared
+    ///   case-insensitively: [`Email`] is normalised);
+    /// - [`RepositoryError::Unavailable`] when the store fails.
+    async fn insert(&self, user: &User) -> Result<(), RepositoryError>;
+
+    /// The user with this id, if any.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
+
+    /// The user with this email, if any.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError>;
+}
+
+/// Markets: one by id, lists, and changes guarded by optimistic concurrency.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait MarketRepository: Send + Sync {
+    /// Stores a new market.
+    ///
+    /// # Errors
+    /// - [`RepositoryError::Conflict`]`("id")` when the id exists already;
+    /// - [`RepositoryError::Unavailable`] when the store fails.
+    async fn insert(&self, market: &Market) -> Result<(), RepositoryError>;
+
+    /// The market with this id, if any.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find_by_id(&self, id: MarketId) -> Result<Option<Market>, RepositoryError>;
+
+    /// One page of the markets matching `query.filter`, in `query.sort` order with ties broken by
+    /// id ascending, holding only `query.fields`, and the total number of matches.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn list(
+        &self,
+        query: &MarketListQuery,
+    ) -> Result<Page<MarketProjection>, RepositoryError>;
+
+    /// Replaces the stored market with `market` if the stored `version` is still
+    /// `expected_version` (the one the caller read).
+    ///
+    /// # Errors
+    /// - [`RepositoryError::NotFound`] when no market has this id;
+    /// - [`RepositoryError::Stale`] when its version is no longer `expected_version`;
+    /// - [`RepositoryError::Unavailable`] when the store fails.
+    async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError>;
+
+    /// Deletes the market if its stored `version` is still `expected_version`.
+    ///
+    /// # Errors
+    /// - [`RepositoryError::NotFound`] when no market has this id;
+    /// - [`RepositoryError::Stale`] when its version is no longer `expected_version`;
+    /// - [`RepositoryError::Unavailable`] when the store fails.
+    async fn delete(&self, id: MarketId, expected_version: i64) -> Result<(), RepositoryError>;
+}
