@@ -337,10 +337,8 @@ impl Market {
     /// [`MarketError`] when the end date is not in the future or the status change is not a
     /// transition of the lifecycle (or misses or misplaces an outcome).
     pub fn apply(&mut self, changes: MarketChanges, now: DateTime<Utc>) -> Result<(), MarketError> {
-        if let Some(end_date) = changes.end_date {
-            if end_date <= now {
-                return Err(MarketError::EndDateNotInFuture);
-            }
+        if changes.end_date.is_some_and(|end_date| end_date <= now) {
+            return Err(MarketError::EndDateNotInFuture);
         }
         if let Some(change) = changes.status {
             self.check_transition(change)?;

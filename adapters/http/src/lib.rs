@@ -1,1 +1,118 @@
-//! placeholder
+//! The HTTP adapter (actix-web): routes, DTOs, extractors, middleware, the one error mapping and
+//! the OpenAPI document.
+//!
+//! The composition root builds an [`AppState`] and calls [`configure`] inside its `App`, wrapped
+//! by [`request_context`](request_context::request_context).
+
+pub mod dto;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request_context;
+pub mod routes;
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, Route, web};
+use application::UseCases;
+use domain::ports::HealthProbe;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+
+/// What handlers share.
+pub struct AppState {
+    pub use_cases: UseCases,
+    /// Checked by `GET /health/ready`.
+    pub probes: Vec<Arc<dyn HealthProbe>>,
+}
+
+/// Limits the adapter enforces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest JSON body accepted, in bytes.
+    pub json_body_bytes: usize,
+}
+
+/// Registers state, extractor configuration, every route, the OpenAPI document and the docs page.
+pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, limits: HttpLimits) {
+    config
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limits.json_body_bytes)
+                .error_handler(extract::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+        .app_data(web::PathConfig::default().error_handler(extract::path_error))
+        .service(resource(
+            "/health/live",
+            "GET",
+            [web::get().to(routes::health::live)],
+        ))
+        .service(resource(
+            "/health/ready",
+            "GET",
+            [web::get().to(routes::health::ready)],
+        ))
+        .service(
+            web::scope("/api/v1")
+                .service(resource(
+                    "/auth/register",
+                    "POST",
+                    [web::post().to(routes::auth::register)],
+                ))
+                .service(resource(
+                    "/auth/login",
+                    "POST",
+                    [web::post().to(routes::auth::login)],
+                ))
+                .service(resource(
+                    "/users/me",
+                    "GET",
+                    [web::get().to(routes::users::me)],
+                ))
+                .service(resource(
+                    "/users/{id}",
+                    "GET",
+                    [web::get().to(routes::users::get_user)],
+                ))
+                .service(resource(
+                    "/markets",
+                    "GET, POST",
+                    [
+                        web::get().to(routes::markets::list_markets),
+                        web::post().to(routes::markets::create_market),
+                    ],
+                ))
+                .service(resource(
+                    "/markets/{id}",
+                    "GET, PUT, PATCH, DELETE",
+                    [
+                        web::get().to(routes::markets::get_market),
+                        web::put().to(routes::markets::replace_market),
+                        web::patch().to(routes::markets::update_market),
+                        web::delete().to(routes::markets::delete_market),
+                    ],
+                )),
+        )
+        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::document()))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::not_found("no such route"))
+        }));
+}
+
+/// A resource whose other methods get `405` with an `Allow` header naming `allow`.
+fn resource<const N: usize>(
+    path: &str,
+    allow: &'static str,
+    routes: [Route; N],
+) -> actix_web::Resource {
+    routes
+        .into_iter()
+        .fold(web::resource(path), actix_web::Resource::route)
+        .default_service(web::to(move || async move {
+            Err::<HttpResponse, _>(ApiError::method_not_allowed(allow))
+        }))
+}

@@ -1,0 +1,186 @@
+//! Extractors: the signed-in user, validated JSON bodies, `If-Match`, and the error handlers that
+//! turn actix's own extraction failures into the envelope.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use application::markets::Precondition;
+use domain::Actor;
+use futures_util::future::LocalBoxFuture;
+use garde::Validate;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::{ApiError, FieldError};
+
+/// The signed-in user, from `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser(pub Actor);
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(request))
+    }
+}
+
+/// The signed-in user if credentials were sent; anonymous if none were. Credentials that were sent
+/// but do not authenticate are still a 401, never silently anonymous.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeAuthUser(pub Option<Actor>);
+
+impl FromRequest for MaybeAuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if request.headers().contains_key(header::AUTHORIZATION) {
+            ready(authenticate(request).map(|AuthUser(actor)| Self(Some(actor))))
+        } else {
+            ready(Ok(Self(None)))
+        }
+    }
+}
+
+fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state is not registered"))?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("unauthorized", "sign in to do this"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 4096)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_token",
+                "expected the header 'Authorization: Bearer <token>'",
+            )
+        })?;
+    let claims = state.use_cases.deps().tokens.verify(token)?;
+    Ok(AuthUser(claims.actor))
+}
+
+/// A JSON body that deserialised and passed its `garde` rules.
+#[derive(Debug)]
+pub struct ValidJson<T>(pub T);
+
+impl<T> FromRequest for ValidJson<T>
+where
+    T: DeserializeOwned + Validate<Context = ()> + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<T>::from_request(request, payload);
+        Box::pin(async move {
+            let body = json.await?.into_inner();
+            body.validate().map_err(|report| {
+                ApiError::validation(
+                    report
+                        .iter()
+                        .map(|(path, error)| FieldError {
+                            field: path.to_string(),
+                            message: error.message().to_owned(),
+                        })
+                        .collect(),
+                )
+            })?;
+            Ok(Self(body))
+        })
+    }
+}
+
+/// The `If-Match` precondition of a write: a version in an entity tag (`"3"` or `W/"3"`), `*`
+/// (no precondition), or absent. Anything else can match no version: 412.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Precondition);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(value) = request.headers().get(header::IF_MATCH) else {
+            return ready(Ok(Self(Precondition::None)));
+        };
+        let text = value.to_str().unwrap_or_default().trim();
+        if text == "*" {
+            return ready(Ok(Self(Precondition::None)));
+        }
+        ready(
+            parse_entity_tag(text)
+                .map(|version| Self(Precondition::Version(version)))
+                .ok_or_else(|| {
+                    ApiError::precondition_failed(
+                        "If-Match must be an entity tag from an ETag header, such as \"3\"",
+                    )
+                }),
+        )
+    }
+}
+
+/// The version in an entity tag written by [`entity_tag`].
+#[must_use]
+pub fn parse_entity_tag(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    text.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+/// The entity tag of a resource version.
+#[must_use]
+pub fn entity_tag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// JSON extraction failures in the envelope: 413, 415, or 400.
+pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api_error = match &error {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::payload_too_large(*limit),
+        JsonPayloadError::ContentType => ApiError::unsupported_media_type(),
+        JsonPayloadError::Deserialize(cause) if cause.is_data() => {
+            ApiError::invalid_field("body", cause)
+        }
+        JsonPayloadError::Deserialize(cause) => {
+            ApiError::malformed(format!("the body is not valid JSON: {cause}"))
+        }
+        _ => ApiError::malformed("the body could not be read"),
+    };
+    api_error.into()
+}
+
+/// Query-string failures in the envelope: 400 `malformed_request`.
+pub fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::malformed(format!("bad query string: {error}")).into()
+}
+
+/// Path-parameter failures in the envelope: 400 `malformed_request`.
+pub fn path_error(_: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::malformed("bad path parameter: ids are UUIDs").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_tags_round_trip_and_junk_matches_nothing() {
+        assert_eq!(parse_entity_tag(&entity_tag(7)), Some(7));
+        assert_eq!(parse_entity_tag("W/\"7\""), Some(7));
+        assert_eq!(parse_entity_tag("7"), None);
+        assert_eq!(parse_entity_tag("\"seven\""), None);
+    }
+}

@@ -1,0 +1,58 @@
+//! The OpenAPI 3.1 document: every route, every status it returns, and the error schema.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{dto, envelope, error, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Prediction markets API",
+        description = "A hexagonal Rust service template: every response is an envelope `{success, data, meta}` or `{success: false, error, code, details, request_id}`.",
+    ),
+    paths(
+        routes::health::live,
+        routes::health::ready,
+        routes::auth::register,
+        routes::auth::login,
+        routes::users::me,
+        routes::users::get_user,
+        routes::markets::list_markets,
+        routes::markets::create_market,
+        routes::markets::get_market,
+        routes::markets::replace_market,
+        routes::markets::update_market,
+        routes::markets::delete_market,
+    ),
+    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration and sign-in"),
+        (name = "users", description = "Users"),
+        (name = "markets", description = "Prediction markets"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".to_owned());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    }
+}
+
+/// The document served at `/api/openapi.json` and printed by `server openapi`.
+#[must_use]
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document
+}

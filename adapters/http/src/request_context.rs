@@ -1,0 +1,118 @@
+//! Request context middleware: the request id (accepted from `X-Request-Id` if sane, generated
+//! otherwise), the request's tracing span, one log line per request, and error bodies that carry
+//! the request id.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+
+/// The `X-Request-Id` header.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served, available from request extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Longest id accepted from a client.
+    pub const MAX_LEN: usize = 128;
+
+    /// Accepts a client's id if it is 1..=128 characters of `[A-Za-z0-9._:-]`.
+    #[must_use]
+    pub fn from_client(value: &HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let sane = !text.is_empty()
+            && text.len() <= Self::MAX_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        sane.then(|| Self(text.to_owned()))
+    }
+
+    /// A new random id.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The middleware function; register with `actix_web::middleware::from_fn(request_context)`.
+///
+/// # Errors
+/// Passes on errors of the inner service that are not responses.
+pub async fn request_context(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(RequestId::generate);
+    request.extensions_mut().insert(request_id.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.as_str(),
+        method = %request.method(),
+        path = %request.path(),
+    );
+    let started = Instant::now();
+    let response = next.call(request).instrument(span.clone()).await?;
+    let _entered = span.enter();
+
+    let mut response = match response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+    {
+        Some(error) => {
+            if let Some(chain) = error.cause_chain() {
+                tracing::error!(code = error.code(), error = %chain, "request failed");
+            }
+            let rendered = error.render(request_id.as_str());
+            response.into_response(rendered.map_into_boxed_body())
+        }
+        None => response.map_into_boxed_body(),
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request completed"
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sane_client_ids_are_kept_and_others_replaced() {
+        let keep = HeaderValue::from_static("abc-123_x.y:z");
+        assert_eq!(
+            RequestId::from_client(&keep).map(|id| id.0),
+            Some("abc-123_x.y:z".to_owned())
+        );
+        for bad in ["", "has space", "semi;colon", "<script>"] {
+            let value = HeaderValue::from_str(bad).unwrap_or(HeaderValue::from_static("x y"));
+            assert_eq!(RequestId::from_client(&value), None, "{bad:?}");
+        }
+        let long = HeaderValue::from_str(&"a".repeat(129)).unwrap_or(HeaderValue::from_static(" "));
+        assert_eq!(RequestId::from_client(&long), None);
+    }
+}

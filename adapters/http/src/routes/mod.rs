@@ -1,0 +1,6 @@
+//! Route handlers, one module per resource.
+
+pub mod auth;
+pub mod health;
+pub mod markets;
+pub mod users;
