@@ -36,6 +36,7 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// - [`RepositoryError::Conflict`]`("email")` when the email is registered already (compared
     ///   case-insensitively: [`Email`] is normalised);
+    /// - [`RepositoryError::Conflict`]`("id")` when the email is free but the id exists;
     /// - [`RepositoryError::Unavailable`] when the store fails.
     async fn insert(&self, user: &User) -> Result<(), RepositoryError>;
 
@@ -72,6 +73,9 @@ pub trait MarketRepository: Send + Sync {
     /// One page of the markets matching `query.filter`, in `query.sort` order with ties broken by
     /// id ascending, holding only `query.fields`, and the total number of matches.
     ///
+    /// `name` sorts by the bytes of the UTF-8 text (binary collation) on every adapter; the text
+    /// filter folds ASCII letters only, and `volume` is `yes_volume + no_volume`.
+    ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn list(
@@ -79,7 +83,8 @@ pub trait MarketRepository: Send + Sync {
         query: &MarketListQuery,
     ) -> Result<Page<MarketProjection>, RepositoryError>;
 
-    /// Replaces the stored market with `market` if the stored `version` is still
+    /// Replaces the stored market with `market`, stored exactly as given (its `version` included:
+    /// use cases bump it through [`Market::apply`]), if the stored `version` is still
     /// `expected_version` (the one the caller read).
     ///
     /// # Errors

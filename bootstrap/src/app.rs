@@ -1,0 +1,228 @@
+//! The composition root: builds every adapter from configuration, wires the use cases and starts
+//! the HTTP server. Tests use [`Application::build`] to spawn the real thing on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
+use adapter_http::request_context::request_context;
+use adapter_http::{AppState, HttpLimits};
+use adapter_memory::{SystemClock, UuidV7Generator};
+use adapter_persistence::{
+    Database, DatabaseProbe, PoolOptions, SeaMarketRepository, SeaUserRepository,
+};
+use application::{Deps, Settings, UseCases};
+use domain::ports::Clock;
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+/// Why the application could not start. Each variant names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot prepare the SQLite folder {path}")]
+    SqliteFolder {
+        path: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("cannot connect to the database")]
+    Database(#[from] adapter_persistence::ConnectError),
+    #[error("cannot apply database migrations")]
+    Migrate(#[from] adapter_persistence::MigrateError),
+    #[error(
+        "the database schema is behind: {0} pending migration(s); run `server migrate` or drop --no-migrate"
+    )]
+    SchemaBehind(usize),
+    #[error("cannot set up password hashing")]
+    Hasher(#[source] domain::ports::HashError),
+    #[error("cannot set up access tokens")]
+    Tokens(#[from] adapter_crypto::JwtConfigError),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: String,
+        #[source]
+        cause: std::io::Error,
+    },
+}
+
+/// Opens the database pools the configuration names, creating the SQLite folder if needed.
+///
+/// # Errors
+/// [`StartError::SqliteFolder`] or [`StartError::Database`].
+pub async fn open_database(config: &Config) -> Result<Database, StartError> {
+    config
+        .database
+        .ensure_sqlite_dir()
+        .map_err(|cause| StartError::SqliteFolder {
+            path: config
+                .database
+                .sqlite_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            cause,
+        })?;
+    let pool = PoolOptions {
+        max_connections: config.database.max_connections,
+        min_connections: config.database.min_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+        idle_timeout: Some(Duration::from_secs(config.database.idle_timeout_secs)),
+        ..PoolOptions::default()
+    };
+    Ok(adapter_persistence::connect(
+        config.database.url.expose_secret(),
+        config
+            .database
+            .read_url
+            .as_ref()
+            .map(|url| url.expose_secret()),
+        &pool,
+    )
+    .await?)
+}
+
+/// Builds the use cases on top of an open database.
+///
+/// # Errors
+/// [`StartError`] for bad business settings, hashing or token configuration.
+pub fn use_cases(config: &Config, database: &Database) -> Result<UseCases, StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (secret, ephemeral) = config.jwt_secret_or_ephemeral();
+    if ephemeral {
+        tracing::warn!(
+            "JWT_SECRET is not set: using an ephemeral secret; tokens stop working on restart \
+             and are not shared between instances"
+        );
+    }
+    let tokens = JwtIssuer::new(
+        &JwtConfig::new(
+            secret,
+            config.auth.jwt_issuer.clone(),
+            config.auth.jwt_audience.clone(),
+        )
+        .with_ttl(Duration::from_secs(config.auth.access_token_ttl_secs)),
+        Arc::clone(&clock),
+    )?;
+    let hasher = Argon2Hasher::new(&HashingConfig {
+        memory_kib: config.auth.argon2_memory_kib,
+        iterations: config.auth.argon2_iterations,
+        parallelism: config.auth.argon2_parallelism,
+        max_concurrent: config.auth.effective_hash_concurrency(),
+    })
+    .map_err(StartError::Hasher)?;
+    let starting_balance = config
+        .markets
+        .starting_balance_amount()
+        .map_err(|e| StartError::Config(format!("APP_MARKETS__STARTING_BALANCE: {e}")))?;
+    Ok(UseCases::new(
+        Deps {
+            users: Arc::new(SeaUserRepository::new(database.clone())),
+            markets: Arc::new(SeaMarketRepository::new(database.clone())),
+            hasher: Arc::new(hasher),
+            tokens: Arc::new(tokens),
+            clock,
+            ids: Arc::new(UuidV7Generator),
+        },
+        Settings {
+            starting_balance,
+            ..Settings::default()
+        },
+    ))
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+}
+
+impl Application {
+    /// Connects, migrates (when `migrate`), wires and binds. The server runs once
+    /// [`Application::run_until_stopped`] is awaited.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what failed.
+    pub async fn build(config: &Config, migrate: bool) -> Result<Self, StartError> {
+        let database = open_database(config).await?;
+        if migrate {
+            adapter_persistence::migrate_up(&database).await?;
+        } else {
+            let status = adapter_persistence::migration_status(&database).await?;
+            if !status.pending.is_empty() {
+                return Err(StartError::SchemaBehind(status.pending.len()));
+            }
+        }
+        let state = web::Data::new(AppState {
+            use_cases: use_cases(config, &database)?,
+            probes: vec![Arc::new(DatabaseProbe::new(database.clone()))],
+        });
+        let limits = HttpLimits {
+            json_body_bytes: config.http.json_limit_bytes,
+        };
+
+        let address = format!("{}:{}", config.http.host, config.http.port);
+        let listener = TcpListener::bind(&address).map_err(|cause| StartError::Bind {
+            address: address.clone(),
+            cause,
+        })?;
+        let local = listener.local_addr().map_err(|cause| StartError::Bind {
+            address: address.clone(),
+            cause,
+        })?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Compress::default())
+                .wrap(from_fn(request_context))
+                .configure(|service| adapter_http::configure(service, state.clone(), limits))
+        })
+        .workers(config.http.effective_workers())
+        .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
+        .shutdown_timeout(config.http.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(|cause| StartError::Bind { address, cause })?
+        .run();
+        tracing::info!(
+            address = %local,
+            database = ?database.backend(),
+            read_replica = database.has_replica(),
+            "listening on http://{local}"
+        );
+        Ok(Self {
+            port: local.port(),
+            server,
+            database,
+        })
+    }
+
+    /// The port actually bound (useful with `PORT=0`).
+    #[must_use]
+    pub const fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then closes the database pools.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Err(error) = self.database.close().await {
+            tracing::warn!(%error, "closing the database pools failed");
+        }
+        tracing::info!("stopped");
+        result
+    }
+}

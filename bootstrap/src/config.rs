@@ -1,0 +1,1504 @@
+//! Layered configuration: built-in defaults < optional TOML file (`--config PATH`) < environment.
+//!
+//! [`Config::load`] reads the layers, [`Config::validate`]s the result and reports the first
+//! problem as one line naming the key the way a user sets it (see [`ConfigError`]).
+//!
+//! # Keys
+//!
+//! Every key can be set in the TOML file (`[section]` + `key`, or `env = "..."` at the top) and in
+//! the environment. The names in **bold** are the stable contract; every key is also reachable as
+//! `APP_<SECTION>__<KEY>` (for example `APP_HTTP__PORT`). When both forms are set, the stable name
+//! wins.
+//!
+//! | file key | environment | default | meaning |
+//! |---|---|---|---|
+//! | `env` | **`APP_ENV`** | `local` | `local`, `test` or `production`. Production requires `JWT_SECRET`. |
+//! | `http.host` | **`HOST`** | `127.0.0.1` | Address to listen on (`0.0.0.0` for all interfaces). |
+//! | `http.port` | **`PORT`** | `8080` | Port to listen on; `0` picks a free port (the bound address is logged). |
+//! | `http.json_limit_bytes` | `APP_HTTP__JSON_LIMIT_BYTES` | `65536` | Largest accepted JSON body, 1 B to 16 MiB. |
+//! | `http.workers` | `APP_HTTP__WORKERS` | number of CPUs | HTTP worker threads, 1 to 1024. |
+//! | `http.client_request_timeout_ms` | `APP_HTTP__CLIENT_REQUEST_TIMEOUT_MS` | `5000` | Time allowed for a client to send the request head, 1 ms to 300000 ms. |
+//! | `http.shutdown_timeout_secs` | `APP_HTTP__SHUTDOWN_TIMEOUT_SECS` | `30` | Grace period for in-flight requests on shutdown, 0 s to 3600 s. |
+//! | `database.url` | **`DATABASE_URL`** | `sqlite://data/markets.db?mode=rwc` | `sqlite:...` or `postgres://...` / `postgresql://...`. The default SQLite file (and `./data/`) is created if missing. |
+//! | `database.read_url` | **`DATABASE_READ_URL`** | unset | Optional read replica, same database kind as `DATABASE_URL`; unset means reads go to the primary. |
+//! | `database.max_connections` | `APP_DATABASE__MAX_CONNECTIONS` | `10` | Pool size, 1 to 1000. |
+//! | `database.min_connections` | `APP_DATABASE__MIN_CONNECTIONS` | `0` | Connections kept open, 0 to `max_connections`. |
+//! | `database.acquire_timeout_ms` | `APP_DATABASE__ACQUIRE_TIMEOUT_MS` | `3000` | Wait for a free pooled connection, 1 ms to 300000 ms. |
+//! | `database.idle_timeout_secs` | `APP_DATABASE__IDLE_TIMEOUT_SECS` | `600` | Close pooled connections idle this long, 1 s to 86400 s. |
+//! | `database.statement_timeout_ms` | `APP_DATABASE__STATEMENT_TIMEOUT_MS` | `5000` | Per-statement limit (PostgreSQL), 0 (none) to 3600000 ms. |
+//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`; unset means in-process cache, rate limits and events. |
+//! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
+//! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
+//! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
+//! | `auth.access_token_ttl_secs` | `APP_AUTH__ACCESS_TOKEN_TTL_SECS` | `900` | Access token lifetime, 60 s to 86400 s. |
+//! | `auth.hash_concurrency` | `APP_AUTH__HASH_CONCURRENCY` | number of CPUs | Password hashes computed at once, 1 to 1024. |
+//! | `auth.argon2_memory_kib` | `APP_AUTH__ARGON2_MEMORY_KIB` | `19456` | Argon2id memory cost, 8 × parallelism to 4194304 KiB. |
+//! | `auth.argon2_iterations` | `APP_AUTH__ARGON2_ITERATIONS` | `2` | Argon2id time cost, 1 to 64. |
+//! | `auth.argon2_parallelism` | `APP_AUTH__ARGON2_PARALLELISM` | `1` | Argon2id lanes, 1 to 64. |
+//! | `log.format` | **`LOG_FORMAT`** | `pretty` in `local`, `json` otherwise | `json` (one object per line) or `pretty` (human readable). |
+//! | (not a file key) | **`RUST_LOG`** | `info,sqlx=warn,sea_orm=warn,...` | Log filter directives (`tracing_subscriber::EnvFilter` syntax). |
+//! | `markets.starting_balance` | `APP_MARKETS__STARTING_BALANCE` | `1000.00` | Credits given to a new user: a non-negative decimal with at most two places. |
+//!
+//! # Rules
+//!
+//! - An empty environment value (`REDIS_URL=`) counts as unset.
+//! - Environment values of text keys (URLs, secrets, host, names) are taken verbatim; the others are
+//!   parsed as numbers.
+//! - An unknown key in the file, or under a known `APP_<SECTION>__` prefix, is an error (typos do
+//!   not pass silently). Other `APP_*` variables are not ours and are ignored.
+//! - A file given with `--config` must exist.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use figment::error::Kind;
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Tag, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Default of `database.url`: a SQLite file under `./data/`, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/markets.db?mode=rwc";
+/// Smallest accepted `JWT_SECRET`, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// The deployment environment (`APP_ENV`); parsed case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AppEnv {
+    /// A developer machine: ephemeral JWT secret allowed, pretty logs.
+    #[default]
+    Local,
+    /// Automated tests: like `local`, with JSON logs.
+    Test,
+    /// A real deployment: `JWT_SECRET` required, JSON logs.
+    Production,
+}
+
+impl AppEnv {
+    /// The name as written in `APP_ENV`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+
+    /// Whether this is `production`.
+    #[must_use]
+    pub const fn is_production(self) -> bool {
+        matches!(self, Self::Production)
+    }
+}
+
+impl fmt::Display for AppEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AppEnv {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const NAMES: &[&str] = &["local", "test", "production"];
+        match text.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "test" => Ok(Self::Test),
+            "production" => Ok(Self::Production),
+            _ => Err(UnknownValue::new(text, NAMES)),
+        }
+    }
+}
+
+impl TryFrom<String> for AppEnv {
+    type Error = UnknownValue;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// A text that is none of the names an enumerated setting accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value `{found}`; expected one of: {}", expected.join(", "))]
+pub struct UnknownValue {
+    found: String,
+    expected: &'static [&'static str],
+}
+
+impl UnknownValue {
+    fn new(found: &str, expected: &'static [&'static str]) -> Self {
+        Self {
+            found: found.to_owned(),
+            expected,
+        }
+    }
+}
+
+/// How log lines are written (`LOG_FORMAT`); parsed case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// One JSON object per line, with the fields of the enclosing spans (request id) flattened in.
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+impl LogFormat {
+    /// The name as written in `LOG_FORMAT`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Pretty => "pretty",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const NAMES: &[&str] = &["json", "pretty"];
+        match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err(UnknownValue::new(text, NAMES)),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = UnknownValue;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// The whole configuration. `Debug` never shows secrets (URLs and keys are [`SecretString`]s).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `APP_ENV`.
+    pub env: AppEnv,
+    /// The HTTP server.
+    pub http: HttpConfig,
+    /// The SQL database.
+    pub database: DatabaseConfig,
+    /// Redis; unset means in-process adapters.
+    pub redis: RedisConfig,
+    /// Tokens and password hashing.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Business settings of the example domain.
+    pub markets: BusinessConfig,
+}
+
+/// `[http]`: the HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `HOST`, default `127.0.0.1`.
+    pub host: String,
+    /// `PORT`, default `8080`; `0` picks a free port.
+    pub port: u16,
+    /// Largest JSON body in bytes, default 64 KiB, 1..=16 MiB.
+    pub json_limit_bytes: usize,
+    /// Worker threads; `None` (default) means the number of CPUs.
+    pub workers: Option<usize>,
+    /// Time for a client to send the request head, default 5000 ms.
+    pub client_request_timeout_ms: u64,
+    /// Grace period for in-flight requests on shutdown, default 30 s.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            json_limit_bytes: 64 * KIB,
+            workers: None,
+            client_request_timeout_ms: 5_000,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// `(host, port)`, ready for a `bind` call.
+    #[must_use]
+    pub fn bind_address(&self) -> (&str, u16) {
+        (self.host.as_str(), self.port)
+    }
+
+    /// [`HttpConfig::workers`], or the number of CPUs when unset.
+    #[must_use]
+    pub fn effective_workers(&self) -> usize {
+        self.workers.unwrap_or_else(available_cpus)
+    }
+}
+
+/// The kind of SQL database a URL points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatabaseKind {
+    /// `sqlite:...`
+    Sqlite,
+    /// `postgres://...` or `postgresql://...`
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// The kind of `url`, `None` when the scheme is not supported.
+    #[must_use]
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// `[database]`: the SQL database and its pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`, default [`DEFAULT_DATABASE_URL`].
+    pub url: SecretString,
+    /// `DATABASE_READ_URL`: an optional read replica.
+    pub read_url: Option<SecretString>,
+    /// Pool size, default 10.
+    pub max_connections: u32,
+    /// Connections kept open, default 0.
+    pub min_connections: u32,
+    /// Wait for a pooled connection, default 3000 ms.
+    pub acquire_timeout_ms: u64,
+    /// Close connections idle this long, default 600 s.
+    pub idle_timeout_secs: u64,
+    /// Per-statement limit, default 5000 ms; 0 means none.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(DEFAULT_DATABASE_URL),
+            read_url: None,
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout_ms: 3_000,
+            idle_timeout_secs: 600,
+            statement_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The kind of database `url` points to (SQLite when the scheme is unknown, which
+    /// [`Config::validate`] rejects).
+    #[must_use]
+    pub fn kind(&self) -> DatabaseKind {
+        DatabaseKind::of_url(self.url.expose_secret()).unwrap_or(DatabaseKind::Sqlite)
+    }
+
+    /// The file of a SQLite `url`; `None` for PostgreSQL and in-memory SQLite.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        sqlite_path(self.url.expose_secret())
+    }
+
+    /// Creates the folder of a SQLite file (`./data/` by default) when it is missing; does nothing
+    /// for PostgreSQL or in-memory SQLite. SQLite creates the file itself (`mode=rwc`).
+    ///
+    /// # Errors
+    /// The I/O error of creating the folder.
+    pub fn ensure_sqlite_dir(&self) -> std::io::Result<()> {
+        match self.sqlite_path().as_deref().and_then(Path::parent) {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `[redis]`: optional Redis.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `REDIS_URL`; `None` (default) means in-process adapters.
+    pub url: Option<SecretString>,
+}
+
+/// `[auth]`: tokens and password hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `JWT_SECRET`; see [`Config::jwt_secret_or_ephemeral`].
+    pub jwt_secret: Option<SecretString>,
+    /// `iss` claim, default `prediction-markets`.
+    pub jwt_issuer: String,
+    /// `aud` claim, default `prediction-markets-api`.
+    pub jwt_audience: String,
+    /// Access token lifetime, default 900 s.
+    pub access_token_ttl_secs: u64,
+    /// Password hashes computed at once; `None` (default) means the number of CPUs.
+    pub hash_concurrency: Option<usize>,
+    /// Argon2id memory cost in KiB, default 19456 (19 MiB, OWASP).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations, default 2.
+    pub argon2_iterations: u32,
+    /// Argon2id parallelism, default 1.
+    pub argon2_parallelism: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_issuer: "prediction-markets".to_owned(),
+            jwt_audience: "prediction-markets-api".to_owned(),
+            access_token_ttl_secs: 900,
+            hash_concurrency: None,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// [`AuthConfig::hash_concurrency`], or the number of CPUs when unset.
+    #[must_use]
+    pub fn effective_hash_concurrency(&self) -> usize {
+        self.hash_concurrency.unwrap_or_else(available_cpus)
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `LOG_FORMAT`; `None` (default) means [`LogFormat::Pretty`] in `local` and
+    /// [`LogFormat::Json`] elsewhere. Use [`Config::log_format`].
+    pub format: Option<LogFormat>,
+}
+
+/// `[markets]`: business settings of the example domain.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusinessConfig {
+    /// Credits of a new user, a decimal string with at most two places, default `"1000.00"`.
+    /// [`Config::validate`] checks it with `domain::Amount::parse`.
+    pub starting_balance: String,
+}
+
+impl Default for BusinessConfig {
+    fn default() -> Self {
+        Self {
+            starting_balance: "1000.00".to_owned(),
+        }
+    }
+}
+
+impl BusinessConfig {
+    /// The starting balance as an amount.
+    ///
+    /// # Errors
+    /// When it is not a valid amount (never after [`Config::validate`]).
+    pub fn starting_balance_amount(&self) -> Result<domain::Amount, domain::money::AmountError> {
+        domain::Amount::parse(&self.starting_balance)
+    }
+}
+
+/// Bad configuration: one line naming the key as the user sets it, for example
+/// `invalid configuration: PORT (http.port): invalid type: found string "abc", expected u16`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    key: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: one_line(&message.into()),
+        }
+    }
+
+    /// An error about the key at `path` (`http.port`), named by its environment variable and path.
+    fn at(path: &str, message: impl Into<String>) -> Self {
+        Self::new(describe_key(path), message)
+    }
+
+    /// The key as the user sets it, e.g. `PORT (http.port)` or `--config ./app.toml`.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What is wrong with it.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl Config {
+    /// Loads defaults < the TOML `file` (when given; it must exist) < the process environment,
+    /// then [`validates`](Config::validate).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad key.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if env_path(name).is_none() {
+                continue;
+            }
+            match value.into_string() {
+                Ok(value) => vars.push((name.to_owned(), value)),
+                Err(_) => return Err(ConfigError::new(name, "is not valid UTF-8")),
+            }
+        }
+        Self::load_with_env(file, vars)
+    }
+
+    /// Like [`Config::load`] but reads the environment from `vars` (name, value) instead of the
+    /// process, so tests can build any configuration without touching global state.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad key.
+    pub fn load_with_env<I, K, V>(file: Option<&Path>, vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env = EnvLayer::new(vars);
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    format!("--config {}", path.display()),
+                    "file not found",
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Self = figment
+            .merge(env.clone())
+            .extract()
+            .map_err(|error| from_figment(&error, &env.origins, file))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every bound; the first violation is returned.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        let host = http.host.as_str();
+        if host.is_empty() || host.len() > 253 || host.contains(char::is_whitespace) {
+            return Err(ConfigError::at(
+                "http.host",
+                "must be an IP address or host name (1 to 253 characters, no spaces)",
+            ));
+        }
+        check_range("http.json_limit_bytes", http.json_limit_bytes, 1..=16 * MIB)?;
+        if let Some(workers) = http.workers {
+            check_range("http.workers", workers, 1..=1024)?;
+        }
+        check_range(
+            "http.client_request_timeout_ms",
+            http.client_request_timeout_ms,
+            1..=300_000,
+        )?;
+        check_range(
+            "http.shutdown_timeout_secs",
+            http.shutdown_timeout_secs,
+            0..=3_600,
+        )?;
+
+        let db = &self.database;
+        let primary = check_database_url("database.url", db.url.expose_secret())?;
+        if let Some(read_url) = &db.read_url {
+            let replica = check_database_url("database.read_url", read_url.expose_secret())?;
+            if replica != primary {
+                return Err(ConfigError::at(
+                    "database.read_url",
+                    "must point to the same kind of database as DATABASE_URL",
+                ));
+            }
+        }
+        check_range("database.max_connections", db.max_connections, 1..=1_000)?;
+        check_range(
+            "database.min_connections",
+            db.min_connections,
+            0..=db.max_connections,
+        )?;
+        check_range(
+            "database.acquire_timeout_ms",
+            db.acquire_timeout_ms,
+            1..=300_000,
+        )?;
+        check_range(
+            "database.idle_timeout_secs",
+            db.idle_timeout_secs,
+            1..=86_400,
+        )?;
+        check_range(
+            "database.statement_timeout_ms",
+            db.statement_timeout_ms,
+            0..=3_600_000,
+        )?;
+
+        if let Some(url) = &self.redis.url {
+            let url = url.expose_secret();
+            if !["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return Err(ConfigError::at(
+                    "redis.url",
+                    "must start with redis://, rediss://, redis+unix:// or unix://",
+                ));
+            }
+        }
+
+        let auth = &self.auth;
+        match &auth.jwt_secret {
+            None if self.env.is_production() => {
+                return Err(ConfigError::at(
+                    "auth.jwt_secret",
+                    format!(
+                        "is required with APP_ENV=production (at least {MIN_JWT_SECRET_BYTES} bytes)"
+                    ),
+                ));
+            }
+            Some(secret) if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES => {
+                return Err(ConfigError::at(
+                    "auth.jwt_secret",
+                    format!(
+                        "must be at least {MIN_JWT_SECRET_BYTES} bytes (got {})",
+                        secret.expose_secret().len()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        check_text("auth.jwt_issuer", &auth.jwt_issuer)?;
+        check_text("auth.jwt_audience", &auth.jwt_audience)?;
+        check_range(
+            "auth.access_token_ttl_secs",
+            auth.access_token_ttl_secs,
+            60..=86_400,
+        )?;
+        if let Some(concurrency) = auth.hash_concurrency {
+            check_range("auth.hash_concurrency", concurrency, 1..=1024)?;
+        }
+        check_range("auth.argon2_parallelism", auth.argon2_parallelism, 1..=64)?;
+        check_range("auth.argon2_iterations", auth.argon2_iterations, 1..=64)?;
+        check_range(
+            "auth.argon2_memory_kib",
+            auth.argon2_memory_kib,
+            8 * auth.argon2_parallelism..=4_194_304,
+        )?;
+
+        if let Err(error) = self.markets.starting_balance_amount() {
+            return Err(ConfigError::at(
+                "markets.starting_balance",
+                error.to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The log format: `LOG_FORMAT` when set, else pretty in `local` and JSON elsewhere.
+    #[must_use]
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(match self.env {
+            AppEnv::Local => LogFormat::Pretty,
+            AppEnv::Test | AppEnv::Production => LogFormat::Json,
+        })
+    }
+
+    /// The JWT signing secret, and whether it was generated just now.
+    ///
+    /// Without `JWT_SECRET` (only possible outside production once validated) this returns 32
+    /// random bytes, hex-encoded, and `true`: the caller should warn that tokens will not survive
+    /// a restart and are not shared between instances.
+    #[must_use]
+    pub fn jwt_secret_or_ephemeral(&self) -> (SecretString, bool) {
+        match &self.auth.jwt_secret {
+            Some(secret) => (secret.clone(), false),
+            None => (ephemeral_secret(), true),
+        }
+    }
+}
+
+/// 32 random bytes, hex-encoded (64 characters).
+fn ephemeral_secret() -> SecretString {
+    use rand::RngExt as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = [0_u8; MIN_JWT_SECRET_BYTES];
+    rand::rng().fill(&mut bytes[..]);
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    SecretString::from(text)
+}
+
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+fn check_range<T>(path: &str, value: T, range: RangeInclusive<T>) -> Result<(), ConfigError>
+where
+    T: PartialOrd + fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::at(
+            path,
+            format!(
+                "must be between {} and {} (got {value})",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+fn check_text(path: &str, text: &str) -> Result<(), ConfigError> {
+    if text.trim().is_empty() || text.len() > 255 {
+        Err(ConfigError::at(path, "must be 1 to 255 bytes, not blank"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The database kind of `url`; the error never echoes the URL (it may hold a password).
+fn check_database_url(path: &str, url: &str) -> Result<DatabaseKind, ConfigError> {
+    DatabaseKind::of_url(url).ok_or_else(|| {
+        ConfigError::at(
+            path,
+            "must start with sqlite:, postgres:// or postgresql://",
+        )
+    })
+}
+
+/// The file of a `sqlite:` URL: `sqlite://data/x.db?mode=rwc` -> `data/x.db`,
+/// `sqlite:///abs/x.db` -> `/abs/x.db`; `None` for in-memory databases and other schemes.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (file, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        file.is_empty() || file == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!in_memory).then(|| PathBuf::from(file))
+}
+
+/// Collapses a possibly multi-line message (TOML parse errors quote the source) into one line.
+fn one_line(message: &str) -> String {
+    if !message.contains('\n') {
+        return message.to_owned();
+    }
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.contains('|'))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment layer
+// ---------------------------------------------------------------------------------------------
+
+/// One configuration key: its path, its environment name and whether its value is text.
+struct Key {
+    path: &'static str,
+    env: &'static str,
+    /// A stable contract name (`PORT`) rather than the derived `APP_<SECTION>__<KEY>` form.
+    stable: bool,
+    /// Taken verbatim from the environment (never parsed as a number, array, ...).
+    text: bool,
+}
+
+const fn key(path: &'static str, env: &'static str, stable: bool, text: bool) -> Key {
+    Key {
+        path,
+        env,
+        stable,
+        text,
+    }
+}
+
+/// Every key; the module documentation lists the same ones.
+const KEYS: &[Key] = &[
+    key("env", "APP_ENV", true, true),
+    key("http.host", "HOST", true, true),
+    key("http.port", "PORT", true, false),
+    key(
+        "http.json_limit_bytes",
+        "APP_HTTP__JSON_LIMIT_BYTES",
+        false,
+        false,
+    ),
+    key("http.workers", "APP_HTTP__WORKERS", false, false),
+    key(
+        "http.client_request_timeout_ms",
+        "APP_HTTP__CLIENT_REQUEST_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key(
+        "http.shutdown_timeout_secs",
+        "APP_HTTP__SHUTDOWN_TIMEOUT_SECS",
+        false,
+        false,
+    ),
+    key("database.url", "DATABASE_URL", true, true),
+    key("database.read_url", "DATABASE_READ_URL", true, true),
+    key(
+        "database.max_connections",
+        "APP_DATABASE__MAX_CONNECTIONS",
+        false,
+        false,
+    ),
+    key(
+        "database.min_connections",
+        "APP_DATABASE__MIN_CONNECTIONS",
+        false,
+        false,
+    ),
+    key(
+        "database.acquire_timeout_ms",
+        "APP_DATABASE__ACQUIRE_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key(
+        "database.idle_timeout_secs",
+        "APP_DATABASE__IDLE_TIMEOUT_SECS",
+        false,
+        false,
+    ),
+    key(
+        "database.statement_timeout_ms",
+        "APP_DATABASE__STATEMENT_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key("redis.url", "REDIS_URL", true, true),
+    key("auth.jwt_secret", "JWT_SECRET", true, true),
+    key("auth.jwt_issuer", "APP_AUTH__JWT_ISSUER", false, true),
+    key("auth.jwt_audience", "APP_AUTH__JWT_AUDIENCE", false, true),
+    key(
+        "auth.access_token_ttl_secs",
+        "APP_AUTH__ACCESS_TOKEN_TTL_SECS",
+        false,
+        false,
+    ),
+    key(
+        "auth.hash_concurrency",
+        "APP_AUTH__HASH_CONCURRENCY",
+        false,
+        false,
+    ),
+    key(
+        "auth.argon2_memory_kib",
+        "APP_AUTH__ARGON2_MEMORY_KIB",
+        false,
+        false,
+    ),
+    key(
+        "auth.argon2_iterations",
+        "APP_AUTH__ARGON2_ITERATIONS",
+        false,
+        false,
+    ),
+    key(
+        "auth.argon2_parallelism",
+        "APP_AUTH__ARGON2_PARALLELISM",
+        false,
+        false,
+    ),
+    key("log.format", "LOG_FORMAT", true, true),
+    key(
+        "markets.starting_balance",
+        "APP_MARKETS__STARTING_BALANCE",
+        false,
+        true,
+    ),
+];
+
+/// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.
+const SECTIONS: &[&str] = &["http", "database", "redis", "auth", "log", "markets"];
+
+const ENV_PREFIX: &str = "APP_";
+
+/// `PORT (http.port)` for a known key, the bare path otherwise.
+fn describe_key(path: &str) -> String {
+    KEYS.iter()
+        .find(|key| key.path == path)
+        .map_or_else(|| path.to_owned(), |key| format!("{} ({path})", key.env))
+}
+
+/// The key path an environment variable sets, and whether the name is a stable one; `None` when
+/// the variable is not configuration.
+fn env_path(name: &str) -> Option<(String, bool)> {
+    if let Some(key) = KEYS.iter().find(|key| key.stable && key.env == name) {
+        return Some((key.path.to_owned(), true));
+    }
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    let segments: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if segments.iter().any(String::is_empty) {
+        return None;
+    }
+    let first = segments.first()?;
+    if !SECTIONS.contains(&first.as_str()) && first != "env" {
+        return None;
+    }
+    Some((segments.join("."), false))
+}
+
+/// The environment as a figment provider: stable names and `APP_` names mapped to key paths,
+/// empty values dropped, and the variable that set each path remembered for error messages.
+#[derive(Clone)]
+struct EnvLayer {
+    dict: Dict,
+    /// key path -> the variable that set it.
+    origins: Arc<BTreeMap<String, String>>,
+}
+
+impl EnvLayer {
+    fn new<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        // path -> (variable, value, stable)
+        let mut chosen: BTreeMap<String, (String, String, bool)> = BTreeMap::new();
+        for (name, value) in vars {
+            let (name, value) = (name.into(), value.into());
+            if value.trim().is_empty() {
+                continue;
+            }
+            let Some((path, stable)) = env_path(&name) else {
+                continue;
+            };
+            let replace = match chosen.get(&path) {
+                None => true,
+                Some((_, _, existing_stable)) => stable && !existing_stable,
+            };
+            if replace {
+                chosen.insert(path, (name, value, stable));
+            }
+        }
+
+        let mut dict = Dict::new();
+        let mut origins = BTreeMap::new();
+        for (path, (name, value, _)) in chosen {
+            let text = KEYS.iter().any(|key| key.path == path && key.text);
+            let value = if text {
+                Value::from(value)
+            } else {
+                value
+                    .parse::<Value>()
+                    .unwrap_or_else(|never| match never {})
+            };
+            let segments: Vec<&str> = path.split('.').collect();
+            insert_nested(&mut dict, &segments, value);
+            origins.insert(path, name);
+        }
+        Self {
+            dict,
+            origins: Arc::new(origins),
+        }
+    }
+}
+
+fn insert_nested(dict: &mut Dict, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [leaf] => {
+            dict.insert((*leaf).to_owned(), value);
+        }
+        [head, rest @ ..] => {
+            let entry = dict
+                .entry((*head).to_owned())
+                .or_insert_with(|| Value::Dict(Tag::Default, Dict::new()));
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Value::Dict(Tag::Default, Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert_nested(inner, rest, value);
+            }
+        }
+    }
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        let origins = Arc::clone(&self.origins);
+        Metadata::named("environment variable").interpolater(move |_: &Profile, keys: &[&str]| {
+            let path = keys.join(".");
+            origins.get(&path).cloned().unwrap_or(path)
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+/// Turns figment's error into one line naming the key as the user set it: the environment
+/// variable when it came from there, else the file key and the file.
+fn from_figment(
+    error: &figment::Error,
+    origins: &BTreeMap<String, String>,
+    file: Option<&Path>,
+) -> ConfigError {
+    let mut segments = error.path.clone();
+    let mut message = match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            // figment usually puts the unknown field at the end of the path already.
+            if segments.last() != Some(field) {
+                segments.push(field.clone());
+            }
+            format!("unknown key; expected one of: {}", expected.join(", "))
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!(
+                "unknown value `{found}`; expected one of: {}",
+                expected.join(", ")
+            )
+        }
+        kind => kind.to_string(),
+    };
+    let others = error.count().saturating_sub(1);
+    if others > 0 {
+        message.push_str(&format!(" (and {others} more)"));
+    }
+
+    let path = segments.join(".");
+    let key = if let Some(variable) = origins.get(&path) {
+        format!("{variable} ({path})")
+    } else if let Some(file) = file {
+        if path.is_empty() {
+            format!("--config {}", file.display())
+        } else {
+            format!("{path} in {}", file.display())
+        }
+    } else if path.is_empty() {
+        "configuration".to_owned()
+    } else {
+        describe_key(&path)
+    };
+    ConfigError::new(key, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_with_env(None, vars.iter().copied())
+    }
+
+    /// A TOML file in the temp folder, removed on drop.
+    struct TempToml(PathBuf);
+
+    impl TempToml {
+        fn new(contents: &str) -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("bootstrap-config-{}.toml", uuid::Uuid::new_v4()));
+            std::fs::write(&path, contents).expect("write temp config");
+            Self(path)
+        }
+    }
+
+    impl Drop for TempToml {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = load_env(&[]).expect("defaults are valid");
+        assert_eq!(config.env, AppEnv::Local);
+        assert_eq!(config.http, HttpConfig::default());
+        assert_eq!(config.http.host, "127.0.0.1");
+        assert_eq!(config.http.port, 8080);
+        assert_eq!(config.http.json_limit_bytes, 65_536);
+        assert_eq!(config.http.workers, None);
+        assert_eq!(config.http.client_request_timeout_ms, 5_000);
+        assert_eq!(config.http.shutdown_timeout_secs, 30);
+        assert_eq!(config.database.url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(
+            config.database.url.expose_secret(),
+            "sqlite://data/markets.db?mode=rwc"
+        );
+        assert!(config.database.read_url.is_none());
+        assert_eq!(config.database.max_connections, 10);
+        assert_eq!(config.database.min_connections, 0);
+        assert_eq!(config.database.acquire_timeout_ms, 3_000);
+        assert_eq!(config.database.idle_timeout_secs, 600);
+        assert_eq!(config.database.statement_timeout_ms, 5_000);
+        assert_eq!(config.database.kind(), DatabaseKind::Sqlite);
+        assert_eq!(
+            config.database.sqlite_path(),
+            Some(PathBuf::from("data/markets.db"))
+        );
+        assert!(config.redis.url.is_none());
+        assert!(config.auth.jwt_secret.is_none());
+        assert_eq!(config.auth.jwt_issuer, "prediction-markets");
+        assert_eq!(config.auth.jwt_audience, "prediction-markets-api");
+        assert_eq!(config.auth.access_token_ttl_secs, 900);
+        assert_eq!(config.auth.hash_concurrency, None);
+        assert_eq!(config.auth.argon2_memory_kib, 19_456);
+        assert_eq!(config.auth.argon2_iterations, 2);
+        assert_eq!(config.auth.argon2_parallelism, 1);
+        assert_eq!(config.log.format, None);
+        assert_eq!(config.log_format(), LogFormat::Pretty);
+        assert_eq!(config.markets.starting_balance, "1000.00");
+        assert!(config.http.effective_workers() >= 1);
+        assert!(config.auth.effective_hash_concurrency() >= 1);
+        Config::default()
+            .validate()
+            .expect("Config::default() is valid");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let config = load_env(&[
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_URL", "postgres://user:hunter2@db/markets"),
+            ("REDIS_URL", "redis://:hunter3@cache"),
+        ])
+        .expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("hunter3"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+
+    #[test]
+    fn toml_file_overrides_defaults() {
+        let file = TempToml::new(
+            r#"
+            env = "test"
+
+            [http]
+            port = 9000
+            json_limit_bytes = 1024
+
+            [auth]
+            access_token_ttl_secs = 120
+
+            [log]
+            format = "pretty"
+            "#,
+        );
+        let config = Config::load_with_env(Some(&file.0), Vec::<(String, String)>::new())
+            .expect("valid file");
+        assert_eq!(config.env, AppEnv::Test);
+        assert_eq!(config.http.port, 9000);
+        assert_eq!(config.http.json_limit_bytes, 1024);
+        assert_eq!(
+            config.http.host, "127.0.0.1",
+            "untouched keys keep defaults"
+        );
+        assert_eq!(config.auth.access_token_ttl_secs, 120);
+        assert_eq!(config.log_format(), LogFormat::Pretty);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let file = TempToml::new("[http]\nport = 9000\nhost = \"0.0.0.0\"\n");
+        let config = Config::load_with_env(
+            Some(&file.0),
+            [
+                ("PORT", "9100"),
+                ("APP_HTTP__HOST", "::1"),
+                ("LOG_FORMAT", "json"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.http.port, 9100);
+        assert_eq!(config.http.host, "::1");
+        assert_eq!(config.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn stable_name_wins_over_prefixed_form() {
+        for vars in [
+            [("PORT", "1111"), ("APP_HTTP__PORT", "2222")],
+            [("APP_HTTP__PORT", "2222"), ("PORT", "1111")],
+        ] {
+            let config = load_env(&vars).expect("valid");
+            assert_eq!(config.http.port, 1111);
+        }
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error_naming_the_path() {
+        let path = Path::new("/definitely/not/here/app.toml");
+        let error = Config::load_with_env(Some(path), Vec::<(String, String)>::new())
+            .expect_err("missing file");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: --config /definitely/not/here/app.toml: file not found"
+        );
+    }
+
+    #[test]
+    fn bad_toml_is_one_line_naming_the_file() {
+        let file = TempToml::new("[http]\nport = \n");
+        let error = Config::load_with_env(Some(&file.0), Vec::<(String, String)>::new())
+            .expect_err("bad toml");
+        let text = error.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains(&file.0.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let file = TempToml::new("[http]\nprot = 9000\n");
+        let error =
+            Config::load_with_env(Some(&file.0), Vec::<(String, String)>::new()).expect_err("typo");
+        assert_eq!(error.key(), format!("http.prot in {}", file.0.display()));
+        assert!(error.message().starts_with("unknown key"), "{error}");
+    }
+
+    #[test]
+    fn port_abc_names_port() {
+        let error = load_env(&[("PORT", "abc")]).expect_err("bad port");
+        assert_eq!(error.key(), "PORT (http.port)");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("invalid configuration: PORT (http.port): "),
+            "{text}"
+        );
+        assert!(text.contains("abc"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn port_out_of_range_names_port() {
+        let error = load_env(&[("PORT", "70000")]).expect_err("bad port");
+        assert_eq!(error.key(), "PORT (http.port)");
+    }
+
+    #[test]
+    fn port_zero_is_allowed() {
+        let config = load_env(&[("PORT", "0")]).expect("port 0 picks a free port");
+        assert_eq!(config.http.port, 0);
+    }
+
+    #[test]
+    fn prefixed_error_names_the_prefixed_variable() {
+        let error = load_env(&[("APP_AUTH__ARGON2_ITERATIONS", "many")]).expect_err("bad");
+        assert_eq!(
+            error.key(),
+            "APP_AUTH__ARGON2_ITERATIONS (auth.argon2_iterations)"
+        );
+    }
+
+    #[test]
+    fn unknown_app_env_value_is_named() {
+        let error = load_env(&[("APP_ENV", "prod")]).expect_err("bad env");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: APP_ENV (env): unknown value `prod`; expected one of: local, test, production"
+        );
+    }
+
+    #[test]
+    fn enumerated_values_are_case_insensitive() {
+        let config = load_env(&[
+            ("APP_ENV", "Production"),
+            ("JWT_SECRET", SECRET),
+            ("LOG_FORMAT", "PRETTY"),
+        ])
+        .expect("valid");
+        assert_eq!(config.env, AppEnv::Production);
+        assert_eq!(config.log_format(), LogFormat::Pretty);
+        assert_eq!("TEST".parse::<AppEnv>(), Ok(AppEnv::Test));
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!(
+            "xml"
+                .parse::<LogFormat>()
+                .map_err(|error| error.to_string()),
+            Err("unknown value `xml`; expected one of: json, pretty".to_owned())
+        );
+    }
+
+    #[test]
+    fn typo_under_known_section_is_an_error_other_app_vars_are_ignored() {
+        let error = load_env(&[("APP_HTTP__PROT", "1")]).expect_err("typo");
+        assert_eq!(error.key(), "APP_HTTP__PROT (http.prot)");
+        load_env(&[("APP_NAME", "something else"), ("APP_VERSION", "1.2")])
+            .expect("not our variables");
+    }
+
+    #[test]
+    fn production_without_jwt_secret_fails() {
+        let error = load_env(&[("APP_ENV", "production")]).expect_err("no secret");
+        assert_eq!(error.key(), "JWT_SECRET (auth.jwt_secret)");
+        assert!(error.to_string().contains("required"), "{error}");
+        let config = load_env(&[("APP_ENV", "production"), ("JWT_SECRET", SECRET)]).expect("valid");
+        assert_eq!(config.env, AppEnv::Production);
+        assert_eq!(config.log_format(), LogFormat::Json);
+        let (secret, ephemeral) = config.jwt_secret_or_ephemeral();
+        assert_eq!(secret.expose_secret(), SECRET);
+        assert!(!ephemeral);
+    }
+
+    #[test]
+    fn short_jwt_secret_fails_in_every_env() {
+        for env in ["local", "test", "production"] {
+            let error = load_env(&[("APP_ENV", env), ("JWT_SECRET", "too-short")])
+                .expect_err("short secret");
+            assert_eq!(
+                error.to_string(),
+                "invalid configuration: JWT_SECRET (auth.jwt_secret): must be at least 32 bytes (got 9)"
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_looking_secret_stays_text() {
+        let secret = "12345678901234567890123456789012345";
+        let config = load_env(&[("JWT_SECRET", secret)]).expect("valid");
+        let (value, _) = config.jwt_secret_or_ephemeral();
+        assert_eq!(value.expose_secret(), secret);
+    }
+
+    #[test]
+    fn local_without_secret_gets_an_ephemeral_one() {
+        let config = load_env(&[]).expect("valid");
+        let (first, ephemeral) = config.jwt_secret_or_ephemeral();
+        assert!(ephemeral);
+        assert!(first.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        let (second, _) = config.jwt_secret_or_ephemeral();
+        assert_ne!(first.expose_secret(), second.expose_secret());
+    }
+
+    #[test]
+    fn app_prefixed_keys_reach_every_section() {
+        let config = load_env(&[
+            ("APP_HTTP__JSON_LIMIT_BYTES", "1024"),
+            ("APP_HTTP__WORKERS", "3"),
+            ("APP_AUTH__ACCESS_TOKEN_TTL_SECS", "60"),
+            ("APP_AUTH__JWT_ISSUER", "issuer"),
+            ("APP_DATABASE__MAX_CONNECTIONS", "4"),
+            ("APP_DATABASE__MIN_CONNECTIONS", "2"),
+            ("APP_MARKETS__STARTING_BALANCE", "50"),
+            ("APP_LOG__FORMAT", "json"),
+        ])
+        .expect("valid");
+        assert_eq!(config.http.json_limit_bytes, 1024);
+        assert_eq!(config.http.workers, Some(3));
+        assert_eq!(config.http.effective_workers(), 3);
+        assert_eq!(config.auth.access_token_ttl_secs, 60);
+        assert_eq!(config.auth.jwt_issuer, "issuer");
+        assert_eq!(config.database.max_connections, 4);
+        assert_eq!(config.database.min_connections, 2);
+        assert_eq!(config.markets.starting_balance, "50");
+        assert_eq!(config.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = load_env(&[
+            ("REDIS_URL", ""),
+            ("DATABASE_READ_URL", ""),
+            ("JWT_SECRET", ""),
+            ("PORT", ""),
+        ])
+        .expect("valid");
+        assert!(config.redis.url.is_none());
+        assert!(config.database.read_url.is_none());
+        assert!(config.auth.jwt_secret.is_none());
+        assert_eq!(config.http.port, 8080);
+    }
+
+    #[test]
+    fn bounds_are_enforced_and_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "APP_HTTP__JSON_LIMIT_BYTES",
+                "0",
+                "APP_HTTP__JSON_LIMIT_BYTES (http.json_limit_bytes)",
+            ),
+            (
+                "APP_HTTP__JSON_LIMIT_BYTES",
+                "16777217",
+                "APP_HTTP__JSON_LIMIT_BYTES (http.json_limit_bytes)",
+            ),
+            (
+                "APP_AUTH__ACCESS_TOKEN_TTL_SECS",
+                "59",
+                "APP_AUTH__ACCESS_TOKEN_TTL_SECS (auth.access_token_ttl_secs)",
+            ),
+            (
+                "APP_AUTH__ACCESS_TOKEN_TTL_SECS",
+                "86401",
+                "APP_AUTH__ACCESS_TOKEN_TTL_SECS (auth.access_token_ttl_secs)",
+            ),
+            (
+                "APP_DATABASE__MAX_CONNECTIONS",
+                "0",
+                "APP_DATABASE__MAX_CONNECTIONS (database.max_connections)",
+            ),
+            (
+                "APP_DATABASE__MIN_CONNECTIONS",
+                "11",
+                "APP_DATABASE__MIN_CONNECTIONS (database.min_connections)",
+            ),
+            (
+                "DATABASE_URL",
+                "mysql://db/x",
+                "DATABASE_URL (database.url)",
+            ),
+            (
+                "DATABASE_READ_URL",
+                "postgres://replica/x",
+                "DATABASE_READ_URL (database.read_url)",
+            ),
+            ("REDIS_URL", "localhost:6379", "REDIS_URL (redis.url)"),
+            ("HOST", "local host", "HOST (http.host)"),
+            (
+                "APP_MARKETS__STARTING_BALANCE",
+                "-1",
+                "APP_MARKETS__STARTING_BALANCE (markets.starting_balance)",
+            ),
+            (
+                "APP_MARKETS__STARTING_BALANCE",
+                "1.234",
+                "APP_MARKETS__STARTING_BALANCE (markets.starting_balance)",
+            ),
+            (
+                "APP_AUTH__ARGON2_MEMORY_KIB",
+                "4",
+                "APP_AUTH__ARGON2_MEMORY_KIB (auth.argon2_memory_kib)",
+            ),
+            ("LOG_FORMAT", "xml", "LOG_FORMAT (log.format)"),
+        ];
+        for (name, value, key) in cases {
+            let error = load_env(&[(name, value)]).expect_err(name);
+            assert_eq!(error.key(), *key, "{name}={value}: {error}");
+            assert!(!error.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn database_url_errors_do_not_echo_the_url() {
+        let error = load_env(&[("DATABASE_URL", "mysql://root:hunter2@db/x")]).expect_err("bad");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn postgres_with_matching_replica_and_redis_is_accepted() {
+        let config = load_env(&[
+            ("DATABASE_URL", "postgres://app@primary/markets"),
+            ("DATABASE_READ_URL", "postgresql://app@replica/markets"),
+            ("REDIS_URL", "redis://cache:6379"),
+        ])
+        .expect("valid");
+        assert_eq!(config.database.kind(), DatabaseKind::Postgres);
+        assert_eq!(config.database.sqlite_path(), None);
+        config
+            .database
+            .ensure_sqlite_dir()
+            .expect("no-op for postgres");
+        assert!(config.redis.url.is_some());
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/m.db?mode=rwc"),
+            Some(PathBuf::from("data/m.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/m.db"),
+            Some(PathBuf::from("/tmp/m.db"))
+        );
+        assert_eq!(sqlite_path("sqlite:m.db"), Some(PathBuf::from("m.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite://:memory:"), None);
+        assert_eq!(
+            sqlite_path("sqlite://file.db?mode=memory&cache=shared"),
+            None
+        );
+        assert_eq!(sqlite_path("postgres://db/x"), None);
+    }
+
+    #[test]
+    fn ensure_sqlite_dir_creates_the_folder() {
+        let dir = std::env::temp_dir().join(format!("bootstrap-config-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}/nested/m.db?mode=rwc", dir.display());
+        let config = load_env(&[("DATABASE_URL", url.as_str())]).expect("valid");
+        config.database.ensure_sqlite_dir().expect("create dir");
+        assert!(dir.join("nested").is_dir());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_documented_key_is_in_the_module_doc() {
+        let doc: String = include_str!("config.rs")
+            .lines()
+            .filter(|line| line.starts_with("//!"))
+            .collect();
+        for key in KEYS {
+            assert!(
+                doc.contains(&format!("`{}`", key.path)),
+                "{} undocumented",
+                key.path
+            );
+            assert!(
+                doc.contains(&format!("`{}`", key.env)),
+                "{} undocumented",
+                key.env
+            );
+        }
+    }
+}

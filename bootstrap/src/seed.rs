@@ -1,0 +1,255 @@
+//! `server seed`: realistic demo users and markets, inserted through the repository ports.
+//!
+//! Idempotent: ids and emails are derived from the row number, so a second run inserts nothing
+//! new (rows that exist are skipped). Refused with `APP_ENV=production`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use chrono::{Duration, TimeZone as _, Utc};
+use domain::market::{MarketChanges, MarketDraft, StatusChange};
+use domain::ports::RepositoryError;
+use domain::{
+    Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
+    MarketStatus, Outcome, Password, Role, User, UserId,
+};
+use futures_util::{StreamExt as _, stream};
+use uuid::Uuid;
+
+use crate::app;
+use crate::cli::SeedArgs;
+use crate::config::{AppEnv, Config};
+
+/// The demo admin's credentials, printed by every run. Demo data never reaches production: the
+/// command refuses to run there.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "demo-admin-password";
+/// The password of every other demo user.
+pub const USER_PASSWORD: &str = "demo-user-password";
+
+/// Rows written at once.
+const CONCURRENCY: usize = 16;
+
+const CATEGORIES: &[&str] = &[
+    "politics",
+    "sports",
+    "crypto",
+    "weather",
+    "science",
+    "economics",
+    "technology",
+    "culture",
+];
+const SUBJECTS: &[&str] = &[
+    "the incumbent",
+    "the home team",
+    "Bitcoin",
+    "Paris",
+    "the Mars lander",
+    "inflation",
+    "the new phone",
+    "the film festival",
+    "the central bank",
+    "the challenger",
+    "Ethereum",
+    "Tokyo",
+    "the fusion reactor",
+    "unemployment",
+    "the open-source model",
+    "the album",
+];
+const PREDICATES: &[&str] = &[
+    "win the vote",
+    "finish the season on top",
+    "close above its record",
+    "see snow",
+    "land on schedule",
+    "fall below 2%",
+    "ship before the holidays",
+    "sell out",
+    "cut rates",
+    "lead in the polls",
+    "double in a year",
+    "break the heat record",
+];
+
+/// A cheap, deterministic mix of a row number (splitmix64), so runs agree.
+const fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn pick<'a>(items: &[&'a str], seed: u64) -> &'a str {
+    let index = usize::try_from(seed % items.len() as u64).unwrap_or(0);
+    items[index]
+}
+
+/// Deterministic ids: a fixed prefix marks demo rows, the low bits are the row number.
+fn demo_id(kind: u128, n: u64) -> Uuid {
+    Uuid::from_u128(0xd3d0_0000_0000_7000_8000_0000_0000_0000 | (kind << 64) | u128::from(n))
+}
+
+/// Runs the seeding.
+///
+/// # Errors
+/// In production, or when the database or hashing fails.
+pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
+    if config.env == AppEnv::Production {
+        bail!("refusing to seed demo data with APP_ENV=production");
+    }
+    let started = Instant::now();
+    let database = app::open_database(config).await?;
+    adapter_persistence::migrate_up(&database).await?;
+    let use_cases = app::use_cases(config, &database)?;
+    let deps = use_cases.deps().clone();
+    let now = deps.clock.now();
+
+    let admin_hash = deps
+        .hasher
+        .hash(&Password::parse(ADMIN_PASSWORD).context("demo admin password")?)
+        .await?;
+    let user_hash = deps
+        .hasher
+        .hash(&Password::parse(USER_PASSWORD).context("demo user password")?)
+        .await?;
+    let balance = Amount::from_cents(100_000).unwrap_or(Amount::ZERO);
+    let user = |n: u64, email: String, name: String, role: Role, hash| -> anyhow::Result<User> {
+        Ok(User {
+            id: UserId::from_uuid(demo_id(1, n)),
+            email: Email::parse(&email)?,
+            name: DisplayName::parse(&name)?,
+            password_hash: hash,
+            role,
+            balance,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        })
+    };
+    let mut users = vec![
+        user(
+            0,
+            ADMIN_EMAIL.into(),
+            "Demo Admin".into(),
+            Role::Admin,
+            admin_hash,
+        )?,
+        user(
+            1,
+            "moderator@example.com".into(),
+            "Demo Moderator".into(),
+            Role::Moderator,
+            user_hash.clone(),
+        )?,
+    ];
+    for n in 2..u64::from(args.users).max(2) {
+        users.push(user(
+            n,
+            format!("user{n}@example.com"),
+            format!("Demo User {n}"),
+            Role::User,
+            user_hash.clone(),
+        )?);
+    }
+    let creators: Arc<Vec<UserId>> = Arc::new(users.iter().map(|u| u.id).collect());
+    let repository = Arc::clone(&deps.users);
+    let new_users = count_inserted(
+        stream::iter(users)
+            .map(|user| {
+                let repository = Arc::clone(&repository);
+                async move { repository.insert(&user).await }
+            })
+            .buffer_unordered(CONCURRENCY),
+    )
+    .await?;
+
+    let epoch = Utc.timestamp_opt(0, 0).single().unwrap_or(now);
+    let markets = (0..u64::from(args.markets)).map(|n| {
+        let seed = mix(n);
+        let draft = MarketDraft {
+            name: MarketName::parse(&format!(
+                "Will {} {} by {}? (#{n})",
+                pick(SUBJECTS, seed),
+                pick(PREDICATES, seed >> 8),
+                2027 + (seed >> 16) % 3
+            ))?,
+            description: MarketDescription::parse(
+                "Demo market created by `server seed`. Resolves on the public record.",
+            )?,
+            category: Category::parse(pick(CATEGORIES, seed >> 24))?,
+            end_date: now + Duration::days(1 + i64::try_from((seed >> 32) % 720).unwrap_or(0)),
+        };
+        let creator = creators[usize::try_from(seed % creators.len() as u64).unwrap_or(0)];
+        let created_at = now - Duration::minutes(i64::try_from(n).unwrap_or(0));
+        let mut market = Market::open(
+            MarketId::from_uuid(demo_id(2, n)),
+            draft,
+            creator,
+            created_at.max(epoch),
+        )?;
+        let status = match (seed >> 40) % 10 {
+            0 => Some((MarketStatus::Closed, None)),
+            1 => Some((
+                MarketStatus::Resolved,
+                Some(if seed & 1 == 0 {
+                    Outcome::Yes
+                } else {
+                    Outcome::No
+                }),
+            )),
+            2 => Some((MarketStatus::Cancelled, None)),
+            _ => None,
+        };
+        if let Some((status, outcome)) = status {
+            market.apply(
+                MarketChanges {
+                    status: Some(StatusChange { status, outcome }),
+                    ..MarketChanges::default()
+                },
+                created_at.max(epoch),
+            )?;
+        }
+        Ok::<_, anyhow::Error>(market)
+    });
+    let markets: Vec<Market> = markets.collect::<Result<_, _>>()?;
+    let repository = Arc::clone(&deps.markets);
+    let new_markets = count_inserted(
+        stream::iter(markets)
+            .map(|market| {
+                let repository = Arc::clone(&repository);
+                async move { repository.insert(&market).await }
+            })
+            .buffer_unordered(CONCURRENCY),
+    )
+    .await?;
+    database.close().await.ok();
+
+    println!(
+        "seeded {new_users} new user(s) and {new_markets} new market(s) in {:.1?} \
+         (rows that existed were kept)",
+        started.elapsed()
+    );
+    println!("demo admin:     {ADMIN_EMAIL} / {ADMIN_PASSWORD}");
+    println!("demo moderator: moderator@example.com / {USER_PASSWORD}");
+    println!("demo users:     user2@example.com ... / {USER_PASSWORD}");
+    Ok(())
+}
+
+/// Counts successful inserts; an existing row (conflict) is skipped, anything else stops.
+async fn count_inserted(
+    results: impl futures_util::Stream<Item = Result<(), RepositoryError>>,
+) -> anyhow::Result<usize> {
+    let mut results = std::pin::pin!(results);
+    let mut inserted = 0;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(()) => inserted += 1,
+            Err(RepositoryError::Conflict(_)) => {}
+            Err(other) => return Err(other).context("seeding failed"),
+        }
+    }
+    Ok(inserted)
+}
