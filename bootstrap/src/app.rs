@@ -168,7 +168,7 @@ impl Application {
         };
 
         let address = format!("{}:{}", config.http.host, config.http.port);
-        let listener = TcpListener::bind(&address).map_err(|cause| StartError::Bind {
+        let listener = TcpListener::bind(config.http.bind_address()).map_err(|cause| StartError::Bind {
             address: address.clone(),
             cause,
         })?;

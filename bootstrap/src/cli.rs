@@ -83,10 +83,10 @@ pub enum Command {
 
     /// Insert realistic demo users and markets.
     #[command(
-        long_about = "Insert realistic demo data into DATABASE_URL: users (one admin, one \
-            moderator, the rest plain users) and markets across categories and statuses, with \
-            positions. Applies pending migrations first. Meant for local development and load \
-            tests, never for production data.",
+        long_about = "Insert realistic demo data into DATABASE_URL: an admin account (its \
+            credentials are printed) and plain users, and markets across categories. Applies \
+            pending migrations first. Idempotent: rows from an earlier run are skipped. Refused \
+            with APP_ENV=production.",
         after_help = CONFIG_HELP
     )]
     Seed(SeedArgs),

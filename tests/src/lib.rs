@@ -1,1 +1,473 @@
-//! placeholder
+//! The test harness: a fresh database per test (a SQLite file, or a PostgreSQL database created and
+//! dropped here), the real application spawned on port 0, and repositories for contract suites.
+//!
+//! PostgreSQL comes from `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! When it cannot be reached, PostgreSQL tests fail if `REQUIRE_SERVICES=1` (as in CI) and are
+//! skipped with a loud message otherwise.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use adapter_persistence::{Database, PoolOptions, SeaMarketRepository, SeaUserRepository};
+use bootstrap::config::{AppEnv, Config};
+use domain::ports::{MarketRepository, UserRepository};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Where a test keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+}
+
+fn services_required() -> bool {
+    std::env::var("REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A database that exists for one test and is removed when dropped.
+pub struct TestDatabase {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Folder(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A new SQLite file in a folder of its own.
+    ///
+    /// # Panics
+    /// When the folder cannot be created.
+    #[must_use]
+    pub fn sqlite() -> Self {
+        let folder = std::env::temp_dir().join(format!("markets-test-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).expect("a temporary folder");
+        Self {
+            url: format!("sqlite://{}?mode=rwc", folder.join("test.db").display()),
+            cleanup: Cleanup::Folder(folder),
+        }
+    }
+
+    /// A new, empty PostgreSQL database; `None` (after a loud message) when PostgreSQL is not
+    /// reachable and services are not required.
+    ///
+    /// # Panics
+    /// When PostgreSQL is unreachable and `REQUIRE_SERVICES=1`, or refuses to create a database.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = admin_url();
+        let admin = match sea_orm::Database::connect(&admin_url).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                assert!(
+                    !services_required(),
+                    "PostgreSQL is required (REQUIRE_SERVICES=1) but {admin_url} is unreachable: {error}"
+                );
+                eprintln!(
+                    "\n!!! SKIPPED: a PostgreSQL test; {admin_url} is unreachable ({error}).\n\
+                     !!! Start PostgreSQL or set TEST_DATABASE_URL; CI sets REQUIRE_SERVICES=1 and fails instead.\n"
+                );
+                return None;
+            }
+        };
+        let name = format!("test_{}", Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("CREATE DATABASE");
+        admin.close().await.ok();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            cleanup: Cleanup::Postgres {
+                admin_url: admin_url.clone(),
+                name,
+            },
+        })
+    }
+
+    /// A fresh database of `backend` (`Memory` has none: `None`).
+    pub async fn of(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Memory => None,
+            Backend::Sqlite => Some(Self::sqlite()),
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A migrated connection pool to this database.
+    ///
+    /// # Panics
+    /// When connecting or migrating fails.
+    pub async fn migrated(&self) -> Database {
+        let database = adapter_persistence::connect(&self.url, None, &PoolOptions::default())
+            .await
+            .expect("connect to the test database");
+        adapter_persistence::migrate_up(&database)
+            .await
+            .expect("migrate the test database");
+        database
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Folder(folder) => {
+                std::fs::remove_dir_all(folder).ok();
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime; a thread with its own runtime can block.
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    runtime.block_on(async {
+                        let admin: DatabaseConnection =
+                            sea_orm::Database::connect(&admin_url).await.ok()?;
+                        admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await
+                            .ok()?;
+                        admin.close().await.ok()
+                    })
+                })
+                .join();
+                if !matches!(dropped, Ok(Some(()))) {
+                    eprintln!("warning: could not drop the test database {}", self.url);
+                }
+            }
+        }
+    }
+}
+
+/// The repositories of one backend, for port contract suites.
+pub struct Repositories {
+    pub users: Arc<dyn UserRepository>,
+    pub markets: Arc<dyn MarketRepository>,
+    /// Keeps the database alive for the test.
+    pub database: Option<TestDatabase>,
+}
+
+impl Repositories {
+    /// Fresh, empty repositories; `None` when the backend's service is unavailable (see
+    /// [`TestDatabase::postgres`]).
+    pub async fn of(backend: Backend) -> Option<Self> {
+        if backend == Backend::Memory {
+            return Some(Self {
+                users: Arc::new(adapter_memory::InMemoryUserRepository::new()),
+                markets: Arc::new(adapter_memory::InMemoryMarketRepository::new()),
+                database: None,
+            });
+        }
+        let database = TestDatabase::of(backend).await?;
+        let pools = database.migrated().await;
+        Some(Self {
+            users: Arc::new(SeaUserRepository::new(pools.clone())),
+            markets: Arc::new(SeaMarketRepository::new(pools)),
+            database: Some(database),
+        })
+    }
+}
+
+/// Configuration for a test instance: port 0, cheap password hashing, a fixed secret.
+#[must_use]
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::default();
+    config.env = AppEnv::Test;
+    config.http.port = 0;
+    config.http.workers = Some(2);
+    config.database.url = SecretString::from(database_url.to_owned());
+    config.database.max_connections = 5;
+    config.auth.jwt_secret = Some(SecretString::from(
+        "a-test-secret-that-is-at-least-32-bytes-long".to_owned(),
+    ));
+    config.auth.argon2_memory_kib = 8;
+    config.auth.argon2_iterations = 1;
+    config
+}
+
+/// The real application, running on a free port, with its own database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    _database: TestDatabase,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// A header's value as text.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApp {
+    /// Spawns the application on `backend` (SQLite or PostgreSQL); `None` when PostgreSQL is
+    /// unavailable and not required.
+    ///
+    /// # Panics
+    /// When the application does not start.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        let database = TestDatabase::of(backend).await?;
+        Some(Self::spawn_with(backend, database, test_config).await)
+    }
+
+    /// Spawns with a configuration derived from the database URL by `configure`.
+    ///
+    /// # Panics
+    /// When the application does not start.
+    pub async fn spawn_with(
+        backend: Backend,
+        database: TestDatabase,
+        configure: impl FnOnce(&str) -> Config,
+    ) -> Self {
+        let config = configure(database.url());
+        let application = bootstrap::Application::build(&config, true)
+            .await
+            .expect("the application starts");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        Self {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            backend,
+            _database: database,
+        }
+    }
+
+    /// Sends a request and reads the whole reply.
+    ///
+    /// # Panics
+    /// When the request cannot be sent.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the request is sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn post_json_as(&self, token: &str, path: &str, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// Registers a user and returns their id.
+    ///
+    /// # Panics
+    /// When registration fails.
+    pub async fn register(&self, email: &str, password: &str) -> String {
+        let reply = self
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": password, "name": "Test User"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["data"]["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Signs in and returns the access token.
+    ///
+    /// # Panics
+    /// When sign-in fails.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let reply = self
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body["data"]["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// Registers a fresh user and signs in; returns `(user id, token)`.
+    pub async fn signed_in_user(&self) -> (String, String) {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        let id = self.register(&email, "correct horse battery").await;
+        let token = self.login(&email, "correct horse battery").await;
+        (id, token)
+    }
+
+    /// Registers a user, gives them `role` directly in the database (there is no HTTP route for
+    /// that yet), signs in; returns `(user id, token)`.
+    ///
+    /// # Panics
+    /// When any step fails.
+    pub async fn signed_in_with_role(&self, role: domain::Role) -> (String, String) {
+        let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        let id = self.register(&email, "correct horse battery").await;
+        let connection = sea_orm::Database::connect(self._database.url())
+            .await
+            .expect("connect to the test database");
+        let statement = sea_orm::Statement::from_sql_and_values(
+            connection.get_database_backend(),
+            match connection.get_database_backend() {
+                sea_orm::DbBackend::Postgres => "UPDATE users SET role = $1 WHERE email = $2",
+                _ => "UPDATE users SET role = ? WHERE email = ?",
+            },
+            [role.as_str().into(), email.clone().into()],
+        );
+        let result = connection.execute_raw(statement).await.expect("set the role");
+        assert_eq!(result.rows_affected(), 1);
+        connection.close().await.ok();
+        let token = self.login(&email, "correct horse battery").await;
+        (id, token)
+    }
+
+    /// Creates a market as `token` and returns its JSON.
+    ///
+    /// # Panics
+    /// When creation fails.
+    pub async fn create_market(&self, token: &str, name: &str, category: &str) -> Value {
+        let reply = self
+            .post_json_as(
+                token,
+                "/api/v1/markets",
+                &json!({
+                    "name": name,
+                    "description": "A test market",
+                    "category": category,
+                    "end_date": "2030-01-01T00:00:00Z",
+                }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["data"].clone()
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed `async fn(TestApp)` of the
+/// enclosing module: `sqlite::<name>` and `postgres::<name>`.
+#[macro_export]
+macro_rules! api_tests {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(app) = $crate::TestApp::spawn($crate::Backend::Sqlite).await {
+                        super::$test(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await {
+                        super::$test(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Generates one `#[tokio::test]` per backend (memory, SQLite, PostgreSQL) for each listed
+/// `async fn(Repositories)` of the enclosing module.
+#[macro_export]
+macro_rules! contract_tests {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(repositories) = $crate::Repositories::of($crate::Backend::Memory).await {
+                        super::$test(repositories).await;
+                    }
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(repositories) = $crate::Repositories::of($crate::Backend::Sqlite).await {
+                        super::$test(repositories).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(repositories) = $crate::Repositories::of($crate::Backend::Postgres).await {
+                        super::$test(repositories).await;
+                    }
+                }
+            )*
+        }
+    };
+}

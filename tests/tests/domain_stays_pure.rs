@@ -81,7 +81,8 @@ fn domain_dependency_closure(metadata: &Value) -> BTreeSet<String> {
                 .flatten()
                 .any(|kind| kind["kind"].as_str() != Some("dev"));
             let dep_id = dep["pkg"].as_str().unwrap_or_default();
-            if not_dev_only && seen.insert(name_of.get(dep_id).copied().unwrap_or(dep_id).to_owned())
+            if not_dev_only
+                && seen.insert(name_of.get(dep_id).copied().unwrap_or(dep_id).to_owned())
             {
                 stack.push(dep_id);
             }
