@@ -73,6 +73,8 @@ pub async fn open_database(config: &Config) -> Result<Database, StartError> {
         min_connections: config.database.min_connections,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
         idle_timeout: Some(Duration::from_secs(config.database.idle_timeout_secs)),
+        statement_timeout: (config.database.statement_timeout_ms > 0)
+            .then(|| Duration::from_millis(config.database.statement_timeout_ms)),
         ..PoolOptions::default()
     };
     Ok(adapter_persistence::connect(
@@ -168,10 +170,11 @@ impl Application {
         };
 
         let address = format!("{}:{}", config.http.host, config.http.port);
-        let listener = TcpListener::bind(config.http.bind_address()).map_err(|cause| StartError::Bind {
-            address: address.clone(),
-            cause,
-        })?;
+        let listener =
+            TcpListener::bind(config.http.bind_address()).map_err(|cause| StartError::Bind {
+                address: address.clone(),
+                cause,
+            })?;
         let local = listener.local_addr().map_err(|cause| StartError::Bind {
             address: address.clone(),
             cause,

@@ -195,8 +195,10 @@ impl Repositories {
 /// Configuration for a test instance: port 0, cheap password hashing, a fixed secret.
 #[must_use]
 pub fn test_config(database_url: &str) -> Config {
-    let mut config = Config::default();
-    config.env = AppEnv::Test;
+    let mut config = Config {
+        env: AppEnv::Test,
+        ..Config::default()
+    };
     config.http.port = 0;
     config.http.workers = Some(2);
     config.database.url = SecretString::from(database_url.to_owned());
@@ -377,7 +379,10 @@ impl TestApp {
             },
             [role.as_str().into(), email.clone().into()],
         );
-        let result = connection.execute_raw(statement).await.expect("set the role");
+        let result = connection
+            .execute_raw(statement)
+            .await
+            .expect("set the role");
         assert_eq!(result.rows_affected(), 1);
         connection.close().await.ok();
         let token = self.login(&email, "correct horse battery").await;

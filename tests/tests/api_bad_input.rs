@@ -52,11 +52,35 @@ async fn bad_input_to_every_endpoint_gets_a_clear_4xx_in_the_envelope(app: TestA
         cases.extend([
             case(method.clone(), path, b"{bad", 400, "malformed_request"),
             case(method.clone(), path, b"", 400, "malformed_request"),
-            case(method.clone(), path, b"\x00\x01\x02", 400, "malformed_request"),
-            case(method.clone(), path, b"{\"\xff\xfe\": 1}", 400, "malformed_request"),
+            case(
+                method.clone(),
+                path,
+                b"\x00\x01\x02",
+                400,
+                "malformed_request",
+            ),
+            case(
+                method.clone(),
+                path,
+                b"{\"\xff\xfe\": 1}",
+                400,
+                "malformed_request",
+            ),
             case(method.clone(), path, b"[1, 2, 3]", 400, "validation_failed"),
-            case(method.clone(), path, b"{\"unknown\": 1}", 400, "validation_failed"),
-            case(method.clone(), path, long_name.as_bytes(), 400, "validation_failed"),
+            case(
+                method.clone(),
+                path,
+                b"{\"unknown\": 1}",
+                400,
+                "validation_failed",
+            ),
+            case(
+                method.clone(),
+                path,
+                long_name.as_bytes(),
+                400,
+                "validation_failed",
+            ),
             Case {
                 content_type: Some("text/plain"),
                 ..case(method.clone(), path, b"{}", 415, "unsupported_media_type")
@@ -97,15 +121,69 @@ async fn bad_input_to_every_endpoint_gets_a_clear_4xx_in_the_envelope(app: TestA
             "validation_failed",
         ),
         case(Method::PATCH, &market_path, b"{}", 400, "validation_failed"),
-        case(Method::PATCH, &market_path, br#"{"status":"bogus"}"#, 400, "validation_failed"),
-        case(Method::PATCH, &market_path, br#"{"outcome":"yes"}"#, 400, "validation_failed"),
-        case(Method::GET, "/api/v1/markets/not-a-uuid", b"", 400, "malformed_request"),
-        case(Method::PUT, "/api/v1/markets/not-a-uuid", br#"{}"#, 400, "malformed_request"),
-        case(Method::DELETE, "/api/v1/markets/42", b"", 400, "malformed_request"),
-        case(Method::GET, "/api/v1/users/not-a-uuid", b"", 400, "malformed_request"),
-        case(Method::GET, "/api/v1/markets?foo=1", b"", 400, "malformed_request"),
-        case(Method::GET, "/api/v1/markets?limit=1&limit=2", b"", 400, "malformed_request"),
-        case(Method::GET, "/api/v1/markets?q=%00", b"", 400, "validation_failed"),
+        case(
+            Method::PATCH,
+            &market_path,
+            br#"{"status":"bogus"}"#,
+            400,
+            "validation_failed",
+        ),
+        case(
+            Method::PATCH,
+            &market_path,
+            br#"{"outcome":"yes"}"#,
+            400,
+            "validation_failed",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/markets/not-a-uuid",
+            b"",
+            400,
+            "malformed_request",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/markets/not-a-uuid",
+            br#"{}"#,
+            400,
+            "malformed_request",
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/markets/42",
+            b"",
+            400,
+            "malformed_request",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/users/not-a-uuid",
+            b"",
+            400,
+            "malformed_request",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/markets?foo=1",
+            b"",
+            400,
+            "malformed_request",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/markets?limit=1&limit=2",
+            b"",
+            400,
+            "malformed_request",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/markets?q=%00",
+            b"",
+            400,
+            "validation_failed",
+        ),
     ]);
 
     for case in cases {
@@ -128,11 +206,18 @@ async fn bad_input_to_every_endpoint_gets_a_clear_4xx_in_the_envelope(app: TestA
         assert_eq!(reply.body["success"], false, "{label}");
         assert_eq!(reply.body["code"], case.code, "{label}: {}", reply.text);
         assert!(reply.body["error"].as_str().is_some_and(|e| !e.is_empty()));
-        assert!(reply.body["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(
+            reply.body["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
     }
 
     let after = app.get(&market_path).await;
-    assert_eq!(after.body["data"]["version"], 1, "no bad request changed the market");
+    assert_eq!(
+        after.body["data"]["version"], 1,
+        "no bad request changed the market"
+    );
     assert_eq!(app.get("/api/v1/markets").await.body["meta"]["total"], 1);
 }
 
@@ -164,7 +249,11 @@ async fn list_parameters_out_of_bounds_name_the_parameter(app: TestApp) {
         let reply = app.get(&format!("/api/v1/markets?{query}")).await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.text);
         assert_eq!(reply.body["code"], "validation_failed", "{query}");
-        assert_eq!(reply.body["details"][0]["field"], field, "{query}: {}", reply.text);
+        assert_eq!(
+            reply.body["details"][0]["field"], field,
+            "{query}: {}",
+            reply.text
+        );
     }
     let long_q = app
         .get(&format!("/api/v1/markets?q={}", "q".repeat(101)))
@@ -210,7 +299,10 @@ async fn unknown_routes_and_methods_answer_in_the_envelope(app: TestApp) {
         )
         .await;
     assert_eq!(wrong_on_item.status, 405);
-    assert_eq!(wrong_on_item.header("allow"), Some("GET, PUT, PATCH, DELETE"));
+    assert_eq!(
+        wrong_on_item.header("allow"),
+        Some("GET, PUT, PATCH, DELETE")
+    );
 }
 
 async fn a_sane_client_request_id_is_echoed_and_a_bad_one_replaced(app: TestApp) {

@@ -1,1 +1,20 @@
-//! placeholder
+//! Schema migrations for PostgreSQL and SQLite, applied in file-name order by [`Migrator`].
+
+pub use sea_orm_migration::MigrationStatus;
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+mod m20261122_000002_create_markets;
+
+/// Every migration of the service, oldest first. Names come from the file names.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_users::Migration),
+            Box::new(m20261122_000002_create_markets::Migration),
+        ]
+    }
+}

@@ -1,0 +1,354 @@
+//! `Argon2Hasher`: argon2id password hashing off the async executor, bounded by a semaphore.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash as PhcHash;
+use argon2::password_hash::{Error as ArgonError, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use domain::ports::{HashError, PasswordHasher};
+use domain::{Password, PasswordHash};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+/// Candidates longer than this many bytes are rejected (`Ok(false)`) without being hashed.
+///
+/// The domain's password policy accepts at most 128 characters (512 bytes of UTF-8), so no real
+/// password is longer; the bound stops a client from making the server hash megabytes of input.
+/// The answer takes no time, but says nothing about the account: it is the same for every one.
+pub const MAX_CANDIDATE_BYTES: usize = 1024;
+
+/// The cost of hashing, and how many hashes may run at once.
+///
+/// The defaults are OWASP's argon2id recommendation (19 MiB, two passes, one lane). With the
+/// defaults, `max_concurrent` hashes need at most `max_concurrent * 19 MiB` of memory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashingConfig {
+    /// Memory per hash in KiB (argon2 `m`).
+    pub memory_kib: u32,
+    /// Number of passes (argon2 `t`).
+    pub iterations: u32,
+    /// Degree of parallelism (argon2 `p`).
+    pub parallelism: u32,
+    /// Hashes or verifications running at the same time; further callers wait their turn.
+    pub max_concurrent: usize,
+}
+
+impl HashingConfig {
+    /// The cheapest parameters argon2 accepts (8 KiB, one pass), for tests only: hashes made with
+    /// them are trivial to brute-force.
+    #[must_use]
+    pub fn insecure_for_tests() -> Self {
+        Self {
+            memory_kib: Params::MIN_M_COST,
+            iterations: Params::MIN_T_COST,
+            parallelism: Params::MIN_P_COST,
+            ..Self::default()
+        }
+    }
+
+    fn params(&self) -> Result<Params, HashError> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|error| HashError(Box::new(error)))
+    }
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+            max_concurrent: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// The domain's [`PasswordHasher`] over argon2id (version 0x13), producing PHC strings.
+///
+/// Every hash and verification runs on tokio's blocking pool, never on the async executor, and
+/// at most [`HashingConfig::max_concurrent`] run at once. The permit moves into the blocking task,
+/// so a caller that gives up (a dropped request) does not free its slot before the work really
+/// stops.
+///
+/// Verification uses the parameters written in the stored hash, so hashes made under older
+/// settings still verify after the configuration changes.
+#[derive(Debug, Clone)]
+pub struct Argon2Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, made once with the configured parameters: what unknown
+    /// accounts are verified against.
+    dummy: Arc<PhcHash>,
+}
+
+impl Argon2Hasher {
+    /// A hasher with `config`. Computes the dummy hash right away, on the calling thread: call it
+    /// once at start-up, not inside a request.
+    ///
+    /// # Errors
+    /// [`HashError`] when the parameters are out of argon2's bounds, or `max_concurrent` is 0.
+    pub fn new(config: &HashingConfig) -> Result<Self, HashError> {
+        if config.max_concurrent == 0 {
+            return Err(HashError("max_concurrent must be at least 1".into()));
+        }
+        let params = config.params()?;
+        let dummy = argon2id(&params)
+            .hash_password(uuid::Uuid::new_v4().as_bytes())
+            .map_err(|error| HashError(Box::new(error)))?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(
+                config.max_concurrent.min(Semaphore::MAX_PERMITS),
+            )),
+            dummy: Arc::new(dummy),
+        })
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free, holding the permit until it ends.
+    async fn run_bounded<T, F>(&self, work: F) -> Result<T, HashError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|error| HashError(Box::new(error)))?;
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|error| HashError(Box::new(error)))
+    }
+}
+
+fn argon2id(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        let params = self.params.clone();
+        let secret = password.expose().to_owned();
+        let phc = self
+            .run_bounded(move || argon2id(&params).hash_password(secret.as_bytes()))
+            .await?
+            .map_err(|error| HashError(Box::new(error)))?;
+        Ok(PasswordHash::from_phc(phc.to_string()))
+    }
+
+    /// Also returns `Ok(false)` at once, without hashing, for a candidate longer than
+    /// [`MAX_CANDIDATE_BYTES`] (after checking that a stored hash is readable).
+    async fn verify(&self, candidate: &str, hash: Option<PasswordHash>) -> Result<bool, HashError> {
+        let (stored, known) = match hash {
+            Some(hash) => (
+                PhcHash::new(hash.as_phc()).map_err(|error| HashError(Box::new(error)))?,
+                true,
+            ),
+            None => (PhcHash::clone(&self.dummy), false),
+        };
+        if candidate.len() > MAX_CANDIDATE_BYTES {
+            return Ok(false);
+        }
+        // The `Argon2` instance only supplies the implementation: algorithm, version and costs
+        // are read from `stored`.
+        let params = self.params.clone();
+        let candidate = candidate.to_owned();
+        let outcome = self
+            .run_bounded(move || argon2id(&params).verify_password(candidate.as_bytes(), &stored))
+            .await?;
+        match outcome {
+            Ok(()) => Ok(known),
+            Err(ArgonError::PasswordInvalid) => Ok(false),
+            Err(error) => Err(HashError(Box::new(error))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn hasher() -> Argon2Hasher {
+        Argon2Hasher::new(&HashingConfig::insecure_for_tests()).expect("cheap params are valid")
+    }
+
+    fn password(text: &str) -> Password {
+        Password::parse(text).expect("test password meets the policy")
+    }
+
+    #[test]
+    fn defaults_are_the_owasp_parameters() {
+        let config = HashingConfig::default();
+        assert_eq!(
+            (config.memory_kib, config.iterations, config.parallelism),
+            (19 * 1024, 2, 1)
+        );
+        assert!(config.max_concurrent >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_hash_is_an_argon2id_phc_string_with_the_configured_costs() {
+        let hash = hasher()
+            .hash(&password("correct horse"))
+            .await
+            .expect("hashing works");
+        assert!(
+            hash.as_phc().starts_with("$argon2id$v=19$m=8,t=1,p=1$"),
+            "{}",
+            hash.as_phc()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_right_password_verifies_and_a_wrong_one_does_not() {
+        let hasher = hasher();
+        let hash = hasher
+            .hash(&password("correct horse"))
+            .await
+            .expect("hashing works");
+        assert!(
+            hasher
+                .verify("correct horse", Some(hash.clone()))
+                .await
+                .expect("verifies")
+        );
+        assert!(
+            !hasher
+                .verify("Correct horse", Some(hash))
+                .await
+                .expect("verifies")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_password_gets_a_new_salt_every_time() {
+        let hasher = hasher();
+        let first = hasher.hash(&password("same password")).await.expect("hash");
+        let second = hasher.hash(&password("same password")).await.expect("hash");
+        assert_ne!(first, second);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_never_verifies() {
+        let hasher = hasher();
+        assert!(!hasher.verify("anything", None).await.expect("verifies"));
+        assert!(!hasher.verify("", None).await.expect("verifies"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_costs_a_real_verification() {
+        // With costly parameters the dummy verification must take about as long as a real one;
+        // a shortcut would answer in microseconds.
+        let hasher = Argon2Hasher::new(&HashingConfig {
+            memory_kib: 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 1,
+        })
+        .expect("valid params");
+        let hash = hasher.hash(&password("correct horse")).await.expect("hash");
+        let started = Instant::now();
+        let _ = hasher.verify("wrong horse", Some(hash)).await;
+        let known = started.elapsed();
+        let started = Instant::now();
+        let _ = hasher.verify("wrong horse", None).await;
+        let unknown = started.elapsed();
+        assert!(
+            unknown * 3 > known,
+            "dummy verification took {unknown:?}, a real one {known:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_made_with_other_costs_still_verify() {
+        let old = Argon2Hasher::new(&HashingConfig {
+            memory_kib: 64,
+            iterations: 3,
+            ..HashingConfig::insecure_for_tests()
+        })
+        .expect("valid params");
+        let hash = old.hash(&password("correct horse")).await.expect("hash");
+        assert!(
+            hasher()
+                .verify("correct horse", Some(hash))
+                .await
+                .expect("verifies")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_stored_hash_is_an_error() {
+        let hasher = hasher();
+        for garbage in [
+            "",
+            "not a hash",
+            "$argon2id$v=19$m=8,t=1,p=1$",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+        ] {
+            let result = hasher
+                .verify(
+                    "correct horse",
+                    Some(PasswordHash::from_phc(garbage.into())),
+                )
+                .await;
+            assert!(result.is_err(), "{garbage:?} gave {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn overlong_candidates_are_refused_without_hashing() {
+        let hasher = hasher();
+        let hash = hasher.hash(&password("correct horse")).await.expect("hash");
+        let long = "x".repeat(MAX_CANDIDATE_BYTES + 1);
+        assert!(!hasher.verify(&long, Some(hash)).await.expect("answers"));
+        assert!(!hasher.verify(&long, None).await.expect("answers"));
+        let unreadable = PasswordHash::from_phc("garbage".into());
+        assert!(hasher.verify(&long, Some(unreadable)).await.is_err());
+    }
+
+    #[test]
+    fn invalid_configurations_are_refused() {
+        let no_memory = HashingConfig {
+            memory_kib: 1,
+            ..HashingConfig::insecure_for_tests()
+        };
+        assert!(Argon2Hasher::new(&no_memory).is_err());
+        let no_permits = HashingConfig {
+            max_concurrent: 0,
+            ..HashingConfig::insecure_for_tests()
+        };
+        assert!(Argon2Hasher::new(&no_permits).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrency_is_bounded_by_the_semaphore() {
+        let hasher = Argon2Hasher::new(&HashingConfig {
+            max_concurrent: 1,
+            ..HashingConfig::insecure_for_tests()
+        })
+        .expect("valid params");
+        let hash = hasher.hash(&password("correct horse")).await.expect("hash");
+        // Hold the only permit: a verification must wait for it.
+        let permit = Arc::clone(&hasher.permits)
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.verify("correct horse", Some(hash)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "ran without a permit");
+        drop(permit);
+        let verified = waiting.await.expect("task ran").expect("verifies");
+        assert!(verified);
+    }
+}
