@@ -174,7 +174,10 @@ async fn a_malformed_email_is_treated_like_an_unknown_one() {
         .with(always(), eq(None))
         .times(1)
         .returning(|_, _| Ok(false));
-    let result = mocks.into_use_cases().login("not an email", "whatever1").await;
+    let result = mocks
+        .into_use_cases()
+        .login("not an email", "whatever1")
+        .await;
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
 }
 

@@ -54,7 +54,11 @@ async fn registering_the_same_email_twice_in_any_case_is_a_conflict(app: TestApp
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert_eq!(reply.body["success"], false);
     assert_eq!(reply.body["code"], "conflict");
-    assert!(reply.body["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        reply.body["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
 }
 
 async fn registration_reports_every_invalid_field(app: TestApp) {
@@ -97,7 +101,9 @@ async fn signing_in_returns_a_bearer_token_that_opens_users_me(app: TestApp) {
     assert_eq!(reply.body["data"]["token_type"], "Bearer");
     assert_eq!(reply.body["data"]["expires_in"], 900);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
-    let token = reply.body["data"]["access_token"].as_str().expect("a token");
+    let token = reply.body["data"]["access_token"]
+        .as_str()
+        .expect("a token");
     let me = app.get_as(token, "/api/v1/users/me").await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.body["data"]["id"], id.as_str());
@@ -132,7 +138,12 @@ async fn users_me_needs_a_valid_token(app: TestApp) {
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.body["code"], "unauthorized");
     assert!(anonymous.header("www-authenticate").is_some());
-    for bad in ["Bearer", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz", "Bearer a.b.c"] {
+    for bad in [
+        "Bearer",
+        "Bearer not.a.jwt",
+        "Basic dXNlcjpwYXNz",
+        "Bearer a.b.c",
+    ] {
         let reply = app
             .send(
                 app.client

@@ -69,11 +69,8 @@ async fn if_none_match_answers_not_modified_until_the_market_changes(app: TestAp
     let market = app.create_market(&token, "Cached market", "test").await;
     let id = market["id"].as_str().expect("an id");
     let path = format!("/api/v1/markets/{id}");
-    let conditional = |tag: &'static str| {
-        app.client
-            .get(app.url(&path))
-            .header("if-none-match", tag)
-    };
+    let conditional =
+        |tag: &'static str| app.client.get(app.url(&path)).header("if-none-match", tag);
     let unchanged = app.send(conditional("\"1\"")).await;
     assert_eq!(unchanged.status, 304);
     assert!(unchanged.text.is_empty());
@@ -88,15 +85,28 @@ async fn if_none_match_answers_not_modified_until_the_market_changes(app: TestAp
 async fn lists_are_filtered_sorted_paginated_and_trimmed_to_the_requested_fields(app: TestApp) {
     let (alice, alice_token) = app.signed_in_user().await;
     let (_, bob_token) = app.signed_in_user().await;
-    let a = app.create_market(&alice_token, "Alpha rain market", "weather").await;
-    let b = app.create_market(&alice_token, "Bravo election market", "politics").await;
-    let c = app.create_market(&bob_token, "Charlie rain market", "weather").await;
+    let a = app
+        .create_market(&alice_token, "Alpha rain market", "weather")
+        .await;
+    let b = app
+        .create_market(&alice_token, "Bravo election market", "politics")
+        .await;
+    let c = app
+        .create_market(&bob_token, "Charlie rain market", "weather")
+        .await;
     let id = |m: &Value| m["id"].as_str().expect("an id").to_owned();
 
     let all = app.get("/api/v1/markets").await;
     assert_eq!(all.status, 200, "{}", all.text);
-    assert_eq!(all.body["meta"], json!({"total": 3, "page": 1, "limit": 20}));
-    assert_eq!(ids(&all.body), [id(&c), id(&b), id(&a)], "newest first by default");
+    assert_eq!(
+        all.body["meta"],
+        json!({"total": 3, "page": 1, "limit": 20})
+    );
+    assert_eq!(
+        ids(&all.body),
+        [id(&c), id(&b), id(&a)],
+        "newest first by default"
+    );
 
     let weather = app.get("/api/v1/markets?category=weather&sort=name").await;
     assert_eq!(ids(&weather.body), [id(&a), id(&c)]);
@@ -114,12 +124,17 @@ async fn lists_are_filtered_sorted_paginated_and_trimmed_to_the_requested_fields
     assert_eq!(ending.body["meta"]["total"], 3);
 
     let page_two = app.get("/api/v1/markets?sort=name&limit=2&page=2").await;
-    assert_eq!(page_two.body["meta"], json!({"total": 3, "page": 2, "limit": 2}));
+    assert_eq!(
+        page_two.body["meta"],
+        json!({"total": 3, "page": 2, "limit": 2})
+    );
     assert_eq!(ids(&page_two.body), [id(&c)]);
     let by_offset = app.get("/api/v1/markets?sort=name&limit=1&offset=1").await;
     assert_eq!(ids(&by_offset.body), [id(&b)]);
 
-    let trimmed = app.get("/api/v1/markets?fields=name,volume&sort=name&limit=1").await;
+    let trimmed = app
+        .get("/api/v1/markets?fields=name,volume&sort=name&limit=1")
+        .await;
     let first = trimmed.body["data"][0].as_object().expect("an object");
     let mut keys: Vec<&String> = first.keys().collect();
     keys.sort();
@@ -129,9 +144,12 @@ async fn lists_are_filtered_sorted_paginated_and_trimmed_to_the_requested_fields
 
 async fn the_text_filter_treats_wildcards_literally(app: TestApp) {
     let (_, token) = app.signed_in_user().await;
-    app.create_market(&token, "Will turnout pass 50% this year?", "politics").await;
-    app.create_market(&token, "Will 500 people attend?", "culture").await;
-    app.create_market(&token, "snake_case or camelCase?", "technology").await;
+    app.create_market(&token, "Will turnout pass 50% this year?", "politics")
+        .await;
+    app.create_market(&token, "Will 500 people attend?", "culture")
+        .await;
+    app.create_market(&token, "snake_case or camelCase?", "technology")
+        .await;
     let percent = app.get("/api/v1/markets?q=50%25").await;
     assert_eq!(percent.body["meta"]["total"], 1, "{}", percent.text);
     let underscore = app.get("/api/v1/markets?q=e_c").await;
@@ -190,7 +208,10 @@ async fn others_may_not_edit_or_delete_a_market(app: TestApp) {
                 .bearer_auth(&moderator),
         )
         .await;
-    assert_eq!(moderator_delete.status, 403, "moderators cancel, admins delete");
+    assert_eq!(
+        moderator_delete.status, 403,
+        "moderators cancel, admins delete"
+    );
     let (_, admin) = app.signed_in_with_role(Role::Admin).await;
     let admin_delete = app
         .send(
@@ -208,14 +229,26 @@ async fn only_moderators_and_admins_change_a_markets_status(app: TestApp) {
     let (_, owner) = app.signed_in_user().await;
     let market = app.create_market(&owner, "Who resolves?", "test").await;
     let id = market["id"].as_str().expect("an id");
-    let by_owner = patch(&app, &owner, id, json!({"status": "resolved", "outcome": "yes"})).await;
+    let by_owner = patch(
+        &app,
+        &owner,
+        id,
+        json!({"status": "resolved", "outcome": "yes"}),
+    )
+    .await;
     assert_eq!(by_owner.status, 403, "{}", by_owner.text);
 
     let (_, moderator) = app.signed_in_with_role(Role::Moderator).await;
     let no_outcome = patch(&app, &moderator, id, json!({"status": "resolved"})).await;
     assert_eq!(no_outcome.status, 400, "{}", no_outcome.text);
     assert_eq!(no_outcome.body["details"][0]["field"], "outcome");
-    let resolved = patch(&app, &moderator, id, json!({"status": "resolved", "outcome": "yes"})).await;
+    let resolved = patch(
+        &app,
+        &moderator,
+        id,
+        json!({"status": "resolved", "outcome": "yes"}),
+    )
+    .await;
     assert_eq!(resolved.status, 200, "{}", resolved.text);
     assert_eq!(resolved.body["data"]["status"], "resolved");
     assert_eq!(resolved.body["data"]["outcome"], "yes");
@@ -248,7 +281,8 @@ async fn a_stale_if_match_is_a_precondition_failure(app: TestApp) {
 }
 
 async fn creating_a_market_needs_a_signed_in_user_and_a_future_end_date(app: TestApp) {
-    let body = json!({"name": "Past market", "category": "test", "end_date": "2001-01-01T00:00:00Z"});
+    let body =
+        json!({"name": "Past market", "category": "test", "end_date": "2001-01-01T00:00:00Z"});
     let anonymous = app.post_json("/api/v1/markets", &body).await;
     assert_eq!(anonymous.status, 401);
     let (_, token) = app.signed_in_user().await;
