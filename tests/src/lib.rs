@@ -113,6 +113,25 @@ impl TestDatabase {
         &self.url
     }
 
+    /// Makes the database disappear under a running application (PostgreSQL only: the database
+    /// is dropped with its connections), to test how failures look from outside.
+    ///
+    /// # Panics
+    /// On SQLite, or when PostgreSQL refuses.
+    pub async fn destroy(&self) {
+        let Cleanup::Postgres { admin_url, name } = &self.cleanup else {
+            panic!("only a PostgreSQL test database can be destroyed");
+        };
+        let admin = sea_orm::Database::connect(admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .await
+            .expect("DROP DATABASE");
+        admin.close().await.ok();
+    }
+
     /// A migrated connection pool to this database.
     ///
     /// # Panics
@@ -216,7 +235,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub backend: Backend,
-    _database: TestDatabase,
+    pub database: TestDatabase,
 }
 
 /// A response, read whole.
@@ -269,7 +288,7 @@ impl TestApp {
                 .build()
                 .expect("an HTTP client"),
             backend,
-            _database: database,
+            database,
         }
     }
 
@@ -368,7 +387,7 @@ impl TestApp {
     pub async fn signed_in_with_role(&self, role: domain::Role) -> (String, String) {
         let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
         let id = self.register(&email, "correct horse battery").await;
-        let connection = sea_orm::Database::connect(self._database.url())
+        let connection = sea_orm::Database::connect(self.database.url())
             .await
             .expect("connect to the test database");
         let statement = sea_orm::Statement::from_sql_and_values(
