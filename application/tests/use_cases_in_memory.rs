@@ -32,10 +32,11 @@ fn world() -> World {
         clock.clone(),
     )
     .expect("a token issuer");
+    let users = Arc::new(InMemoryUserRepository::new());
     let use_cases = UseCases::new(
         Deps {
-            users: Arc::new(InMemoryUserRepository::new()),
-            markets: Arc::new(InMemoryMarketRepository::new()),
+            users: users.clone(),
+            markets: Arc::new(InMemoryMarketRepository::new(users)),
             hasher: Arc::new(
                 Argon2Hasher::new(&HashingConfig::insecure_for_tests()).expect("a hasher"),
             ),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{MarketId, UserId};
@@ -285,7 +285,8 @@ pub struct Market {
 }
 
 impl Market {
-    /// Opens a new, active market with no volume.
+    /// Opens a new, active market with no volume. The end date is kept to the microsecond, the
+    /// precision of every timestamp in the domain.
     ///
     /// # Errors
     /// [`MarketError::EndDateNotInFuture`] when `draft.end_date` is not after `now`.
@@ -304,7 +305,7 @@ impl Market {
             description: draft.description,
             category: draft.category,
             status: MarketStatus::Active,
-            end_date: draft.end_date,
+            end_date: draft.end_date.trunc_subsecs(6),
             creator_id,
             yes_volume: Amount::ZERO,
             no_volume: Amount::ZERO,
@@ -353,7 +354,7 @@ impl Market {
             self.category = category;
         }
         if let Some(end_date) = changes.end_date {
-            self.end_date = end_date;
+            self.end_date = end_date.trunc_subsecs(6);
         }
         if let Some(change) = changes.status {
             self.status = change.status;
@@ -509,6 +510,19 @@ mod tests {
             Err(MarketError::EndDateNotInFuture)
         );
         assert_eq!(market.name.as_str(), "Will it rain tomorrow?");
+    }
+
+    #[test]
+    fn end_dates_are_kept_to_the_microsecond() {
+        let precise = now() + Duration::days(1) + Duration::nanoseconds(123_456_789);
+        let market = Market::open(
+            MarketId::from_uuid(Uuid::now_v7()),
+            draft(precise),
+            UserId::from_uuid(Uuid::now_v7()),
+            now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(market.end_date.timestamp_subsec_nanos(), 123_456_000);
     }
 
     #[test]

@@ -195,9 +195,10 @@ impl Repositories {
     /// [`TestDatabase::postgres`]).
     pub async fn of(backend: Backend) -> Option<Self> {
         if backend == Backend::Memory {
+            let users = Arc::new(adapter_memory::InMemoryUserRepository::new());
             return Some(Self {
-                users: Arc::new(adapter_memory::InMemoryUserRepository::new()),
-                markets: Arc::new(adapter_memory::InMemoryMarketRepository::new()),
+                users: users.clone(),
+                markets: Arc::new(adapter_memory::InMemoryMarketRepository::new(users)),
                 database: None,
             });
         }

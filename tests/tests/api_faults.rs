@@ -23,9 +23,21 @@ async fn a_lost_database_gives_503s_that_leak_nothing() {
     ] {
         assert_eq!(reply.status, 503, "{}", reply.text);
         assert_eq!(reply.body["code"], "service_unavailable");
-        assert!(reply.body["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(
+            reply.body["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
         let lower = reply.text.to_lowercase();
-        for leak in ["sql", "postgres", "relation", "database \"", "connection", "test_", "panicked"] {
+        for leak in [
+            "sql",
+            "postgres",
+            "relation",
+            "database \"",
+            "connection",
+            "test_",
+            "panicked",
+        ] {
             assert!(!lower.contains(leak), "{leak:?} leaked: {}", reply.text);
         }
     }

@@ -52,11 +52,19 @@ fn user(address: &str) -> User {
 }
 
 async fn insert(repositories: &Repositories, user: &User) {
-    repositories.users.insert(user).await.expect("the user is stored");
+    repositories
+        .users
+        .insert(user)
+        .await
+        .expect("the user is stored");
 }
 
 async fn by_id(repositories: &Repositories, id: UserId) -> Option<User> {
-    repositories.users.find_by_id(id).await.expect("the store reads")
+    repositories
+        .users
+        .find_by_id(id)
+        .await
+        .expect("the store reads")
 }
 
 async fn by_email(repositories: &Repositories, address: &str) -> Option<User> {
@@ -71,7 +79,9 @@ async fn a_stored_user_is_found_by_id_with_every_field_intact(repositories: Repo
     let ada = user("ada@example.com");
     insert(&repositories, &ada).await;
 
-    let found = by_id(&repositories, ada.id).await.expect("the user is found");
+    let found = by_id(&repositories, ada.id)
+        .await
+        .expect("the user is found");
 
     assert_eq!(found, ada);
     // `PasswordHash` hides itself from `Debug`: compare the secret explicitly too.
@@ -106,7 +116,10 @@ async fn unknown_ids_and_emails_are_none(repositories: Repositories) {
         by_id(&repositories, UserId::from_uuid(Uuid::now_v7())).await,
         None
     );
-    assert_eq!(by_id(&repositories, UserId::from_uuid(Uuid::nil())).await, None);
+    assert_eq!(
+        by_id(&repositories, UserId::from_uuid(Uuid::nil())).await,
+        None
+    );
     assert_eq!(by_email(&repositories, "bob@example.com").await, None);
     // Near misses are not matches: the lookup is exact apart from case.
     assert_eq!(by_email(&repositories, "ada@example.co").await, None);
@@ -144,7 +157,9 @@ async fn every_role_round_trips_with_its_balance_and_disabled_flag(repositories:
             person.role
         );
         assert_eq!(
-            by_email(&repositories, person.email.as_str()).await.as_ref(),
+            by_email(&repositories, person.email.as_str())
+                .await
+                .as_ref(),
             Some(person),
             "{}",
             person.role

@@ -350,6 +350,9 @@ impl From<CreateMarketError> for ApiError {
         match error {
             CreateMarketError::Forbidden(denied) => denied.into(),
             CreateMarketError::Rule(rule) => rule.into(),
+            CreateMarketError::CreatorGone => {
+                Self::unauthorized("invalid_token", "the account behind this token is gone")
+            }
             CreateMarketError::Unavailable(cause) => cause.into(),
         }
     }

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use domain::listing::{
@@ -13,6 +13,7 @@ use domain::ports::{MarketRepository, RepositoryError};
 use domain::{Market, MarketId, SortDirection};
 
 use crate::failure::{OutageSwitch, poisoned};
+use crate::users::InMemoryUserRepository;
 
 /// The domain's [`MarketRepository`] over a map behind a lock.
 ///
@@ -34,17 +35,33 @@ use crate::failure::{OutageSwitch, poisoned};
 /// `update` and `delete` compare the stored `version` with `expected_version`; `update` stores
 /// the given market as it is, its `version` included (the caller bumps it, as
 /// `Market::apply` does).
-#[derive(Debug, Default)]
+///
+/// `insert` and `update` check that `creator_id` names a user of the [`InMemoryUserRepository`]
+/// given to [`InMemoryMarketRepository::new`], as the SQL foreign key does.
+#[derive(Debug)]
 pub struct InMemoryMarketRepository {
     markets: RwLock<BTreeMap<MarketId, Market>>,
+    creators: Arc<InMemoryUserRepository>,
     outage: OutageSwitch,
 }
 
 impl InMemoryMarketRepository {
-    /// An empty repository.
+    /// An empty repository whose markets must be created by users of `creators`.
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(creators: Arc<InMemoryUserRepository>) -> Self {
+        Self {
+            markets: RwLock::default(),
+            creators,
+            outage: OutageSwitch::default(),
+        }
+    }
+
+    fn check_creator(&self, market: &Market) -> Result<(), RepositoryError> {
+        if self.creators.contains(market.creator_id)? {
+            Ok(())
+        } else {
+            Err(RepositoryError::Conflict("creator_id"))
+        }
     }
 
     /// While `true`, every operation fails with [`RepositoryError::Unavailable`] and changes
@@ -105,6 +122,7 @@ fn compare(sort: &MarketSort, a: &Market, b: &Market) -> Ordering {
 impl MarketRepository for InMemoryMarketRepository {
     async fn insert(&self, market: &Market) -> Result<(), RepositoryError> {
         self.outage.check()?;
+        self.check_creator(market)?;
         let mut markets = self.markets.write().map_err(poisoned)?;
         match markets.entry(market.id) {
             Entry::Occupied(_) => Err(RepositoryError::Conflict("id")),
@@ -150,6 +168,7 @@ impl MarketRepository for InMemoryMarketRepository {
 
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError> {
         self.outage.check()?;
+        self.check_creator(market)?;
         let mut markets = self.markets.write().map_err(poisoned)?;
         let stored = markets
             .get_mut(&market.id)
@@ -225,8 +244,32 @@ mod tests {
         }
     }
 
+    /// A repository whose creators `user(1)` and `user(2)` exist.
+    async fn empty_repository() -> InMemoryMarketRepository {
+        use domain::ports::UserRepository as _;
+        let users = Arc::new(InMemoryUserRepository::new());
+        for n in [1, 2] {
+            users
+                .insert(&domain::User {
+                    id: user(n),
+                    email: domain::Email::parse(&format!("creator{n}@example.com"))
+                        .expect("an email"),
+                    name: domain::DisplayName::parse("Creator").expect("a name"),
+                    password_hash: domain::PasswordHash::from_phc(String::new()),
+                    role: domain::Role::User,
+                    balance: Amount::ZERO,
+                    disabled: false,
+                    created_at: start(),
+                    updated_at: start(),
+                })
+                .await
+                .expect("a creator");
+        }
+        InMemoryMarketRepository::new(users)
+    }
+
     async fn repository_with(markets: &[Market]) -> InMemoryMarketRepository {
-        let repository = InMemoryMarketRepository::new();
+        let repository = empty_repository().await;
         for market in markets {
             repository.insert(market).await.expect("inserts");
         }
@@ -303,7 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_store_lists_an_empty_page() {
-        let repository = InMemoryMarketRepository::new();
+        let repository = empty_repository().await;
         let page = repository
             .list(&MarketListQuery::default())
             .await
@@ -662,7 +705,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_poisoned_lock_is_unavailable_not_a_panic() {
-        let repository = std::sync::Arc::new(InMemoryMarketRepository::new());
+        let repository = std::sync::Arc::new(empty_repository().await);
         let poisoner = std::sync::Arc::clone(&repository);
         let _ = std::thread::spawn(move || {
             let _guard = poisoner.markets.write().expect("not yet poisoned");

@@ -20,8 +20,7 @@ struct Users {
 /// The domain's [`UserRepository`] over a map behind a lock.
 ///
 /// `insert` checks email uniqueness first (`Conflict("email")`), then id uniqueness
-/// (`Conflict("id")`, which the port leaves undocumented; SQL adapters report their primary
-/// key the same way).
+/// (`Conflict("id")`), as the port says.
 #[derive(Debug, Default)]
 pub struct InMemoryUserRepository {
     users: RwLock<Users>,
@@ -39,6 +38,12 @@ impl InMemoryUserRepository {
     /// nothing, as a database that cannot be reached would.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.outage.set(unavailable);
+    }
+
+    /// Whether a user has this id: the reference check of [`crate::InMemoryMarketRepository`].
+    pub(crate) fn contains(&self, id: UserId) -> Result<bool, RepositoryError> {
+        self.outage.check()?;
+        Ok(self.users.read().map_err(poisoned)?.by_id.contains_key(&id))
     }
 }
 

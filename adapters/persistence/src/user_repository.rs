@@ -41,15 +41,27 @@ impl UserRepository for SeaUserRepository {
 }
 
 /// Stores a new user on `connection` (a pool or a transaction).
+///
+/// PostgreSQL checks the primary key before the email index, so a row whose id *and* email are
+/// both taken reports the id; the port says the email wins, so an id conflict looks the email up
+/// before answering. (Inside a PostgreSQL transaction that look-up would fail after the error; a
+/// unit of work inserting users must use a savepoint.)
 pub(crate) async fn insert<C: ConnectionTrait>(
     connection: &C,
     user: &User,
 ) -> Result<(), RepositoryError> {
-    users::Entity::insert(to_active_model(user))
+    let result = users::Entity::insert(to_active_model(user))
         .exec_without_returning(connection)
-        .await
-        .map(|_| ())
-        .map_err(insert_error)
+        .await;
+    match result.map_err(insert_error) {
+        Ok(_) => Ok(()),
+        Err(RepositoryError::Conflict("id"))
+            if find_by_email(connection, &user.email).await?.is_some() =>
+        {
+            Err(RepositoryError::Conflict("email"))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// The user with this id, read on `connection`.

@@ -2,6 +2,7 @@
 
 use domain::access::AccessDenied;
 use domain::market::{MarketDraft, MarketError};
+use domain::ports::RepositoryError;
 use domain::{Actor, Market, MarketId, Permission};
 
 use crate::{Unavailable, UseCases};
@@ -14,6 +15,9 @@ pub enum CreateMarketError {
     /// A rule of the market itself, such as an end date in the past.
     #[error(transparent)]
     Rule(#[from] MarketError),
+    /// The actor's account no longer exists (a token outlived its user).
+    #[error("the account behind this token is gone")]
+    CreatorGone,
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -37,10 +41,13 @@ impl UseCases {
             actor.user_id,
             deps.clock.now(),
         )?;
-        deps.markets
-            .insert(&market)
-            .await
-            .map_err(Unavailable::from)?;
+        match deps.markets.insert(&market).await {
+            Ok(()) => {}
+            Err(RepositoryError::Conflict("creator_id")) => {
+                return Err(CreateMarketError::CreatorGone);
+            }
+            Err(other) => return Err(Unavailable::from(other).into()),
+        }
         tracing::info!(market_id = %market.id, creator_id = %actor.user_id, "market created");
         Ok(market)
     }

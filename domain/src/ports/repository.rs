@@ -1,4 +1,7 @@
 //! Repository ports: storing and loading users and markets.
+//!
+//! Timestamps in the domain carry whole microseconds (the [`crate::ports::Clock`] contract and
+//! [`crate::Market::open`] guarantee it), so every adapter can store them exactly.
 
 use async_trait::async_trait;
 
@@ -12,8 +15,9 @@ use crate::user::{Email, User};
 /// variants; nothing storage-specific crosses the port.
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
-    /// A uniqueness rule would be broken (e.g. an email already registered). The string names the
-    /// rule (`"email"`), never the stored value.
+    /// A uniqueness or reference rule would be broken (an email already registered, a market whose
+    /// creator does not exist). The string names the field (`"email"`, `"creator_id"`), never the
+    /// stored value.
     #[error("{0} is already taken")]
     Conflict(&'static str),
     /// The row to change or delete does not exist.
@@ -61,6 +65,7 @@ pub trait MarketRepository: Send + Sync {
     ///
     /// # Errors
     /// - [`RepositoryError::Conflict`]`("id")` when the id exists already;
+    /// - [`RepositoryError::Conflict`]`("creator_id")` when no user has `market.creator_id`;
     /// - [`RepositoryError::Unavailable`] when the store fails.
     async fn insert(&self, market: &Market) -> Result<(), RepositoryError>;
 
@@ -90,6 +95,7 @@ pub trait MarketRepository: Send + Sync {
     /// # Errors
     /// - [`RepositoryError::NotFound`] when no market has this id;
     /// - [`RepositoryError::Stale`] when its version is no longer `expected_version`;
+    /// - [`RepositoryError::Conflict`]`("creator_id")` when no user has `market.creator_id`;
     /// - [`RepositoryError::Unavailable`] when the store fails.
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError>;
 
