@@ -1466,7 +1466,7 @@ async fn a_market_whose_creator_does_not_exist_is_refused(repositories: Reposito
 
     let real = creator(&repositories, "real-creator").await;
     let owned = market(id(2), "I have a maker", real);
-    store(&repositories, &[owned.clone()]).await;
+    store(&repositories, std::slice::from_ref(&owned)).await;
     let mut moved = owned.clone();
     moved.creator_id = ghost;
     moved.version += 1;
