@@ -31,47 +31,118 @@ pub const USER_PASSWORD: &str = "demo-user-password";
 /// Rows written at once.
 const CONCURRENCY: usize = 16;
 
-const CATEGORIES: &[&str] = &[
-    "politics",
-    "sports",
-    "crypto",
-    "weather",
-    "science",
-    "economics",
-    "technology",
-    "culture",
-];
-const SUBJECTS: &[&str] = &[
-    "the incumbent",
-    "the home team",
-    "Bitcoin",
-    "Paris",
-    "the Mars lander",
-    "inflation",
-    "the new phone",
-    "the film festival",
-    "the central bank",
-    "the challenger",
-    "Ethereum",
-    "Tokyo",
-    "the fusion reactor",
-    "unemployment",
-    "the open-source model",
-    "the album",
-];
-const PREDICATES: &[&str] = &[
-    "win the vote",
-    "finish the season on top",
-    "close above its record",
-    "see snow",
-    "land on schedule",
-    "fall below 2%",
-    "ship before the holidays",
-    "sell out",
-    "cut rates",
-    "lead in the polls",
-    "double in a year",
-    "break the heat record",
+/// Categories with the subjects and predicates that make sense in them.
+const TOPICS: &[(&str, &[&str], &[&str])] = &[
+    (
+        "politics",
+        &[
+            "the incumbent",
+            "the challenger",
+            "the coalition",
+            "the referendum",
+        ],
+        &[
+            "win the vote",
+            "lead in the polls",
+            "pass the budget",
+            "form a government",
+        ],
+    ),
+    (
+        "sports",
+        &[
+            "the home team",
+            "the defending champion",
+            "the rookie",
+            "the national side",
+        ],
+        &[
+            "finish the season on top",
+            "reach the final",
+            "break the record",
+            "win away",
+        ],
+    ),
+    (
+        "crypto",
+        &[
+            "Bitcoin",
+            "Ethereum",
+            "the largest stablecoin",
+            "the new exchange",
+        ],
+        &[
+            "close above its record",
+            "double in a year",
+            "lose its peg",
+            "list 100 tokens",
+        ],
+    ),
+    (
+        "weather",
+        &["Paris", "Tokyo", "New York", "Sydney"],
+        &[
+            "see snow",
+            "break the heat record",
+            "have a dry month",
+            "flood",
+        ],
+    ),
+    (
+        "science",
+        &[
+            "the Mars lander",
+            "the fusion reactor",
+            "the space telescope",
+            "the vaccine trial",
+        ],
+        &[
+            "land on schedule",
+            "reach net energy",
+            "find water",
+            "report results",
+        ],
+    ),
+    (
+        "economics",
+        &[
+            "inflation",
+            "unemployment",
+            "the central bank",
+            "GDP growth",
+        ],
+        &[
+            "fall below 2%",
+            "rise above 5%",
+            "cut rates",
+            "beat forecasts",
+        ],
+    ),
+    (
+        "technology",
+        &[
+            "the new phone",
+            "the open-source model",
+            "the chip maker",
+            "the browser",
+        ],
+        &[
+            "ship before the holidays",
+            "top the benchmark",
+            "sell out",
+            "reach a billion users",
+        ],
+    ),
+    (
+        "culture",
+        &["the film festival", "the album", "the novel", "the musical"],
+        &[
+            "sell out",
+            "win the top prize",
+            "top the charts",
+            "open on Broadway",
+        ],
+    ),
 ];
 
 /// A cheap, deterministic mix of a row number (splitmix64), so runs agree.
@@ -169,17 +240,19 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     let epoch = Utc.timestamp_opt(0, 0).single().unwrap_or(now);
     let markets = (0..u64::from(args.markets)).map(|n| {
         let seed = mix(n);
+        let (category, subjects, predicates) =
+            TOPICS[usize::try_from(seed % TOPICS.len() as u64).unwrap_or(0)];
         let draft = MarketDraft {
             name: MarketName::parse(&format!(
                 "Will {} {} by {}? (#{n})",
-                pick(SUBJECTS, seed),
-                pick(PREDICATES, seed >> 8),
-                2027 + (seed >> 16) % 3
+                pick(subjects, seed >> 8),
+                pick(predicates, seed >> 16),
+                2027 + (seed >> 24) % 3
             ))?,
             description: MarketDescription::parse(
                 "Demo market created by `server seed`. Resolves on the public record.",
             )?,
-            category: Category::parse(pick(CATEGORIES, seed >> 24))?,
+            category: Category::parse(category)?,
             end_date: now + Duration::days(1 + i64::try_from((seed >> 32) % 720).unwrap_or(0)),
         };
         let creator = creators[usize::try_from(seed % creators.len() as u64).unwrap_or(0)];
