@@ -3,22 +3,39 @@
 //! [`UseCases`] holds the ports ([`Deps`]); each use case is a method defined in its own file,
 //! grouped by aggregate (`users/`, `markets/`), with its own error enum.
 
+pub mod idempotency;
 pub mod markets;
+pub mod positions;
 pub mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use domain::Amount;
 use domain::ports::{
-    BoxError, Clock, IdGenerator, MarketRepository, PasswordHasher, RepositoryError, TokenIssuer,
-    UserRepository,
+    BoxError, Clock, IdGenerator, IdempotencyStore, MarketRepository, PasswordHasher,
+    PositionRepository, RecentWrites, RepositoryError, TokenIssuer, UnitOfWork, UserRepository,
 };
+use domain::{Actor, Amount, DomainEvent, EventId, RecordedEvent};
 
 /// Every port the use cases need, chosen by the composition root.
 #[derive(Clone)]
 pub struct Deps {
+    /// Users on the primary database.
     pub users: Arc<dyn UserRepository>,
+    /// Markets on the primary database.
     pub markets: Arc<dyn MarketRepository>,
+    /// Markets for lists, on a read replica when there is one.
+    pub market_reads: Arc<dyn MarketRepository>,
+    /// Positions on the primary database.
+    pub positions: Arc<dyn PositionRepository>,
+    /// Positions for lists, on a read replica when there is one.
+    pub position_reads: Arc<dyn PositionRepository>,
+    /// Transactions over all of the above.
+    pub unit_of_work: Arc<dyn UnitOfWork>,
+    /// Idempotency claims (outside transactions; completion happens inside them).
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Who wrote recently, to route their reads to the primary.
+    pub recent_writes: Arc<dyn RecentWrites>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub clock: Arc<dyn Clock>,
@@ -30,16 +47,22 @@ pub struct Deps {
 pub struct Settings {
     /// Credits a new user starts with.
     pub starting_balance: Amount,
-    /// How often a change without `If-Match` is re-read and re-applied when a concurrent change
-    /// wins the race, before giving up with a conflict.
-    pub optimistic_retries: u32,
+    /// After a write, how long the writer's list reads go to the primary rather than a replica.
+    pub read_your_writes: Duration,
+    /// How long a completed idempotency record is kept for replay.
+    pub idempotency_ttl: Duration,
+    /// How long an unfinished idempotency claim is honoured before another request may take it
+    /// over (the first one crashed).
+    pub idempotency_lease: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             starting_balance: Amount::from_cents(100_000).unwrap_or(Amount::ZERO),
-            optimistic_retries: 3,
+            read_your_writes: Duration::from_secs(5),
+            idempotency_ttl: Duration::from_secs(24 * 60 * 60),
+            idempotency_lease: Duration::from_secs(60),
         }
     }
 }
@@ -61,6 +84,33 @@ impl UseCases {
     #[must_use]
     pub fn deps(&self) -> &Deps {
         &self.deps
+    }
+
+    /// A new event stamped with a fresh id and the current time.
+    fn event(&self, event: DomainEvent) -> RecordedEvent {
+        RecordedEvent {
+            id: EventId::from_uuid(self.deps.ids.next_id()),
+            occurred_at: self.deps.clock.now(),
+            event,
+        }
+    }
+
+    /// Notes that `actor` just committed a write (their next lists read the primary).
+    fn wrote(&self, actor: &Actor) {
+        self.deps
+            .recent_writes
+            .record(actor.user_id, self.deps.clock.now());
+    }
+
+    /// Whether `actor` wrote recently enough that a replica might not show it yet.
+    fn needs_primary(&self, actor: Option<&Actor>) -> bool {
+        actor.is_some_and(|actor| {
+            let window = chrono::Duration::from_std(self.settings.read_your_writes)
+                .unwrap_or(chrono::Duration::zero());
+            self.deps
+                .recent_writes
+                .wrote_since(actor.user_id, self.deps.clock.now() - window)
+        })
     }
 }
 

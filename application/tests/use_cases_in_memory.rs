@@ -4,25 +4,33 @@
 use std::sync::Arc;
 
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
-use adapter_memory::{
-    FixedClock, InMemoryMarketRepository, InMemoryUserRepository, UuidV7Generator,
+use adapter_memory::{FixedClock, InMemoryStore, InProcessRecentWrites, UuidV7Generator};
+use application::idempotency::{IdempotencyError, Idempotent, IdempotentRequest, Replayable};
+use application::markets::{
+    ChangeMarketError, CreateMarketError, DeleteMarketError, InitialPosition, Precondition,
 };
-use application::markets::{ChangeMarketError, Precondition};
+use application::positions::{OpenPositionError, PositionOrder};
 use application::users::{LoginError, RegisterError, Registration};
 use application::{Deps, Settings, UseCases};
 use chrono::TimeDelta;
-use domain::listing::{FieldSet, MarketField, MarketFilter, MarketListQuery};
-use domain::market::{MarketChanges, MarketDraft};
-use domain::ports::{Clock, TokenError};
-use domain::{Actor, Category, DisplayName, Email, MarketDescription, MarketName, Password, Role};
+use domain::listing::{FieldSet, MarketField, MarketFilter, MarketListQuery, PositionListQuery};
+use domain::market::{MarketChanges, MarketDraft, StatusChange};
+use domain::ports::{Clock, IdempotencyScope, Outbox, StoredResponse, TokenError, UserRepository};
+use domain::position::PositionError;
+use domain::{
+    Actor, Amount, Category, DisplayName, DomainEvent, Email, MarketDescription, MarketName,
+    MarketStatus, Outcome, Password, Position, Role, Side, Stake,
+};
 
 struct World {
     use_cases: UseCases,
+    store: InMemoryStore,
     clock: Arc<FixedClock>,
 }
 
 fn world() -> World {
     let clock = Arc::new(FixedClock::default());
+    let store = InMemoryStore::new();
     let tokens = JwtIssuer::new(
         &JwtConfig::new(
             "an-in-memory-test-secret-of-32-bytes!".to_owned().into(),
@@ -32,11 +40,18 @@ fn world() -> World {
         clock.clone(),
     )
     .expect("a token issuer");
-    let users = Arc::new(InMemoryUserRepository::new());
     let use_cases = UseCases::new(
         Deps {
-            users: users.clone(),
-            markets: Arc::new(InMemoryMarketRepository::new(users)),
+            users: store.users(),
+            markets: store.markets(),
+            market_reads: store.markets(),
+            positions: store.positions(),
+            position_reads: store.positions(),
+            unit_of_work: store.unit_of_work(),
+            idempotency: store.idempotency(),
+            recent_writes: Arc::new(InProcessRecentWrites::new(std::time::Duration::from_secs(
+                5,
+            ))),
             hasher: Arc::new(
                 Argon2Hasher::new(&HashingConfig::insecure_for_tests()).expect("a hasher"),
             ),
@@ -46,7 +61,11 @@ fn world() -> World {
         },
         Settings::default(),
     );
-    World { use_cases, clock }
+    World {
+        use_cases,
+        store,
+        clock,
+    }
 }
 
 fn registration(email: &str) -> Registration {
@@ -66,14 +85,50 @@ fn draft(world: &World, name: &str) -> MarketDraft {
     }
 }
 
+fn done<T>(outcome: Replayable<T>) -> T {
+    match outcome {
+        Replayable::Done(value) => value,
+        Replayable::Replay(_) => panic!("expected a fresh result, got a replay"),
+    }
+}
+
+async fn signed_up(world: &World, email: &str) -> Actor {
+    let user = done(
+        world
+            .use_cases
+            .register(registration(email), None)
+            .await
+            .expect("registered"),
+    );
+    Actor {
+        user_id: user.id,
+        role: user.role,
+    }
+}
+
+fn order(side: Side, cents: i64) -> PositionOrder {
+    PositionOrder {
+        side,
+        stake: Stake::new(Amount::from_cents(cents).expect("an amount")).expect("a stake"),
+    }
+}
+
+async fn events(world: &World) -> Vec<DomainEvent> {
+    world
+        .store
+        .outbox()
+        .after(0, 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|stored| stored.event.event)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_registered_user_signs_in_and_the_token_names_them() {
     let world = world();
-    let user = world
-        .use_cases
-        .register(registration("Eve@Example.com"))
-        .await
-        .expect("registered");
+    let actor = signed_up(&world, "Eve@Example.com").await;
     let signed_in = world
         .use_cases
         .login("eve@example.com", "correct horse battery")
@@ -85,15 +140,13 @@ async fn a_registered_user_signs_in_and_the_token_names_them() {
         .tokens
         .verify(&signed_in.access_token.token)
         .expect("a valid token");
-    assert_eq!(claims.actor.user_id, user.id);
-    assert_eq!(claims.actor.role, Role::User);
-    let me = world
-        .use_cases
-        .current_user(&claims.actor)
-        .await
-        .expect("the current user");
-    assert_eq!(me.email.as_str(), "eve@example.com");
-
+    assert_eq!(claims.actor, actor);
+    assert_eq!(
+        events(&world).await,
+        [DomainEvent::UserRegistered {
+            user_id: actor.user_id
+        }]
+    );
     world.clock.advance(TimeDelta::minutes(16));
     assert!(matches!(
         world
@@ -108,15 +161,11 @@ async fn a_registered_user_signs_in_and_the_token_names_them() {
 #[tokio::test]
 async fn registration_is_unique_by_email_and_sign_in_refuses_wrong_passwords() {
     let world = world();
-    world
-        .use_cases
-        .register(registration("dup@example.com"))
-        .await
-        .expect("registered");
+    signed_up(&world, "dup@example.com").await;
     assert!(matches!(
         world
             .use_cases
-            .register(registration("DUP@example.com"))
+            .register(registration("DUP@example.com"), None)
             .await,
         Err(RegisterError::EmailTaken)
     ));
@@ -127,98 +176,338 @@ async fn registration_is_unique_by_email_and_sign_in_refuses_wrong_passwords() {
             .await,
         Err(LoginError::InvalidCredentials)
     ));
+    assert_eq!(
+        events(&world).await.len(),
+        1,
+        "no event for the refused one"
+    );
 }
 
 #[tokio::test]
-async fn markets_are_created_changed_listed_and_deleted_under_the_policy() {
+async fn opening_a_position_changes_balance_volume_and_records_the_event_together() {
     let world = world();
-    let owner = world
-        .use_cases
-        .register(registration("owner@example.com"))
+    let owner = signed_up(&world, "owner@example.com").await;
+    let trader = signed_up(&world, "trader@example.com").await;
+    let market = done(
+        world
+            .use_cases
+            .create_market(&owner, draft(&world, "Will it hail?"), None, None)
+            .await
+            .expect("created"),
+    )
+    .market;
+    let position = done(
+        world
+            .use_cases
+            .open_position(&trader, market.id, order(Side::No, 2_500), None)
+            .await
+            .expect("opened"),
+    );
+    assert_eq!(
+        position.amount,
+        Amount::from_cents(2_500).expect("an amount")
+    );
+    let user = world
+        .store
+        .users()
+        .find_by_id(trader.user_id)
         .await
-        .expect("registered");
-    let owner = Actor {
-        user_id: owner.id,
-        role: owner.role,
-    };
+        .expect("a read")
+        .expect("the trader");
+    assert_eq!(user.balance, Amount::from_cents(97_500).expect("an amount"));
     let market = world
         .use_cases
-        .create_market(&owner, draft(&world, "First market"))
+        .get_market(market.id)
         .await
-        .expect("created");
-    world
-        .use_cases
-        .create_market(&owner, draft(&world, "Second market"))
-        .await
-        .expect("created");
+        .expect("the market");
+    assert_eq!(market.no_volume, position.amount);
+    assert!(matches!(
+        events(&world).await.last(),
+        Some(DomainEvent::PositionOpened { amount, .. }) if *amount == position.amount
+    ));
 
+    let too_much = world
+        .use_cases
+        .open_position(&trader, market.id, order(Side::Yes, 10_000_000), None)
+        .await;
+    assert!(matches!(
+        too_much,
+        Err(OpenPositionError::Rule(
+            PositionError::InsufficientBalance { .. }
+        ))
+    ));
+    let page = world
+        .use_cases
+        .list_user_positions(&trader, trader.user_id, PositionListQuery::default(), true)
+        .await
+        .expect("a page");
+    assert_eq!(page.page.total, 1, "the refused order left nothing");
+    assert_eq!(page.markets.len(), 1);
+}
+
+#[tokio::test]
+async fn a_market_and_its_initial_position_commit_together_or_not_at_all() {
+    let world = world();
+    let owner = signed_up(&world, "owner@example.com").await;
+    let events_before = events(&world).await.len();
+    let refused = world
+        .use_cases
+        .create_market(
+            &owner,
+            draft(&world, "Too rich"),
+            Some(InitialPosition {
+                side: Side::Yes,
+                stake: Stake::new(Amount::from_cents(10_000_000).expect("an amount"))
+                    .expect("a stake"),
+            }),
+            None,
+        )
+        .await;
+    assert!(matches!(refused, Err(CreateMarketError::Position(_))));
+    let all = world
+        .use_cases
+        .list_markets(&MarketListQuery::default(), false, None)
+        .await
+        .expect("a list");
+    assert_eq!(all.page.total, 0);
+    assert_eq!(events(&world).await.len(), events_before);
+
+    let created = done(
+        world
+            .use_cases
+            .create_market(
+                &owner,
+                draft(&world, "Just right"),
+                Some(InitialPosition {
+                    side: Side::Yes,
+                    stake: Stake::new(Amount::from_cents(1_000).expect("an amount"))
+                        .expect("a stake"),
+                }),
+                None,
+            )
+            .await
+            .expect("created"),
+    );
+    assert!(created.position.is_some());
+    assert_eq!(
+        created.market.yes_volume,
+        Amount::from_cents(1_000).expect("an amount")
+    );
+}
+
+#[tokio::test]
+async fn markets_are_changed_under_the_policy_and_preconditions() {
+    let world = world();
+    let owner = signed_up(&world, "owner@example.com").await;
+    let market = done(
+        world
+            .use_cases
+            .create_market(&owner, draft(&world, "First market"), None, None)
+            .await
+            .expect("created"),
+    )
+    .market;
+    let rename = |name: &str| MarketChanges {
+        name: MarketName::parse(name).ok(),
+        ..MarketChanges::default()
+    };
     let renamed = world
         .use_cases
         .update_market(
             &owner,
             market.id,
-            MarketChanges {
-                name: MarketName::parse("First market, renamed").ok(),
-                ..MarketChanges::default()
-            },
+            rename("Renamed"),
             Precondition::Version(1),
         )
         .await
         .expect("renamed");
     assert_eq!(renamed.version, 2);
-
-    let stranger = Actor {
-        user_id: domain::UserId::from_uuid(uuid_v7()),
-        role: Role::User,
+    assert!(matches!(
+        world
+            .use_cases
+            .update_market(&owner, market.id, rename("Stale"), Precondition::Version(1))
+            .await,
+        Err(ChangeMarketError::PreconditionFailed { expected: 1 })
+    ));
+    let resolve = MarketChanges {
+        status: Some(StatusChange {
+            status: MarketStatus::Resolved,
+            outcome: Some(Outcome::Yes),
+        }),
+        ..MarketChanges::default()
     };
     assert!(matches!(
         world
             .use_cases
-            .update_market(
-                &stranger,
-                market.id,
-                MarketChanges {
-                    name: MarketName::parse("Hijacked").ok(),
-                    ..MarketChanges::default()
-                },
-                Precondition::None,
-            )
+            .update_market(&owner, market.id, resolve.clone(), Precondition::None)
             .await,
         Err(ChangeMarketError::Forbidden(_))
     ));
-
-    let page = world
+    let moderator = Actor {
+        user_id: owner.user_id,
+        role: Role::Moderator,
+    };
+    world
         .use_cases
-        .list_markets(&MarketListQuery {
-            filter: MarketFilter {
-                creator_id: Some(owner.user_id),
-                ..MarketFilter::default()
-            },
-            fields: FieldSet::parse("name").expect("fields"),
-            ..MarketListQuery::default()
+        .update_market(&moderator, market.id, resolve, Precondition::None)
+        .await
+        .expect("resolved");
+    assert!(matches!(
+        events(&world).await.last(),
+        Some(DomainEvent::MarketStatusChanged {
+            status: MarketStatus::Resolved,
+            outcome: Some(Outcome::Yes),
+            ..
         })
+    ));
+}
+
+#[tokio::test]
+async fn a_market_with_positions_is_cancelled_not_deleted() {
+    let world = world();
+    let owner = signed_up(&world, "owner@example.com").await;
+    let market = done(
+        world
+            .use_cases
+            .create_market(&owner, draft(&world, "Staked"), None, None)
+            .await
+            .expect("created"),
+    )
+    .market;
+    world
+        .use_cases
+        .open_position(&owner, market.id, order(Side::Yes, 100), None)
+        .await
+        .expect("opened");
+    let admin = Actor {
+        user_id: owner.user_id,
+        role: Role::Admin,
+    };
+    assert!(matches!(
+        world
+            .use_cases
+            .delete_market(&admin, market.id, Precondition::None)
+            .await,
+        Err(DeleteMarketError::HasPositions)
+    ));
+}
+
+#[tokio::test]
+async fn an_idempotent_order_is_executed_once_and_replayed_after() {
+    let world = world();
+    let trader = signed_up(&world, "trader@example.com").await;
+    let market = done(
+        world
+            .use_cases
+            .create_market(&trader, draft(&world, "Retried"), None, None)
+            .await
+            .expect("created"),
+    )
+    .market;
+    let request = |fingerprint: &str| IdempotentRequest {
+        scope: IdempotencyScope {
+            caller: trader.user_id.to_string(),
+            route: "POST /positions".into(),
+            key: "k-1".into(),
+        },
+        fingerprint: fingerprint.into(),
+    };
+    let render = |position: &Position| StoredResponse {
+        status: 201,
+        headers: Vec::new(),
+        body: position.id.to_string().into_bytes(),
+    };
+    let first_request = request("a");
+    let idempotent = Idempotent {
+        request: &first_request,
+        render: &render,
+    };
+    let first = done(
+        world
+            .use_cases
+            .open_position(&trader, market.id, order(Side::Yes, 500), Some(&idempotent))
+            .await
+            .expect("opened"),
+    );
+    let again = world
+        .use_cases
+        .open_position(&trader, market.id, order(Side::Yes, 500), Some(&idempotent))
+        .await
+        .expect("replayed");
+    assert_eq!(
+        again,
+        Replayable::Replay(StoredResponse {
+            status: 201,
+            headers: Vec::new(),
+            body: first.id.to_string().into_bytes(),
+        })
+    );
+    let other_request = request("b");
+    let reused = world
+        .use_cases
+        .open_position(
+            &trader,
+            market.id,
+            order(Side::Yes, 600),
+            Some(&Idempotent {
+                request: &other_request,
+                render: &render,
+            }),
+        )
+        .await;
+    assert!(matches!(
+        reused,
+        Err(OpenPositionError::Idempotency(IdempotencyError::KeyReused))
+    ));
+    let market = world
+        .use_cases
+        .get_market(market.id)
+        .await
+        .expect("the market");
+    assert_eq!(
+        market.yes_volume,
+        Amount::from_cents(500).expect("an amount")
+    );
+}
+
+#[tokio::test]
+async fn lists_filter_and_trim_fields() {
+    let world = world();
+    let owner = signed_up(&world, "owner@example.com").await;
+    for name in ["First market", "Second market"] {
+        world
+            .use_cases
+            .create_market(&owner, draft(&world, name), None, None)
+            .await
+            .expect("created");
+    }
+    let list = world
+        .use_cases
+        .list_markets(
+            &MarketListQuery {
+                filter: MarketFilter {
+                    creator_id: Some(owner.user_id),
+                    ..MarketFilter::default()
+                },
+                fields: FieldSet::parse("name").expect("fields"),
+                ..MarketListQuery::default()
+            },
+            true,
+            Some(&owner),
+        )
         .await
         .expect("a page");
-    assert_eq!(page.total, 2);
+    assert_eq!(list.page.total, 2);
     assert!(
-        page.items
+        list.page
+            .items
             .iter()
             .all(|m| m.name.is_some() && m.version.is_none())
     );
+    assert_eq!(list.creators.len(), 1, "each creator once");
     assert!(
         FieldSet::parse("name")
             .expect("fields")
             .contains(MarketField::Id)
     );
-
-    world
-        .use_cases
-        .delete_market(&owner, market.id, Precondition::None)
-        .await
-        .expect("deleted");
-    assert!(world.use_cases.get_market(market.id).await.is_err());
-}
-
-fn uuid_v7() -> uuid::Uuid {
-    uuid::Uuid::now_v7()
 }

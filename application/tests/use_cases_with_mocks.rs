@@ -1,20 +1,17 @@
-//! Use-case tests with mockall mocks: error paths and the calls a use case must (not) make.
+//! Use-case tests with mockall mocks where a port's behaviour is the point (the hasher, the token
+//! issuer, the user lookup of sign-in); the stores that need transactions are in memory.
 
 use std::sync::Arc;
 
-use application::markets::{ChangeMarketError, DeleteMarketError, Precondition};
+use adapter_memory::{InMemoryStore, InProcessRecentWrites};
 use application::users::{LoginError, RegisterError, Registration};
 use application::{Deps, Settings, UseCases};
-use chrono::{DateTime, Duration, Utc};
-use domain::market::{MarketChanges, MarketDraft, StatusChange};
+use chrono::{DateTime, Utc};
 use domain::ports::{
-    HashError, MockClock, MockIdGenerator, MockMarketRepository, MockPasswordHasher,
-    MockTokenIssuer, MockUserRepository, RepositoryError,
+    HashError, IssuedToken, MockClock, MockIdGenerator, MockPasswordHasher, MockTokenIssuer,
+    MockUserRepository, UserRepository,
 };
-use domain::{
-    Actor, Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
-    MarketStatus, Outcome, Password, PasswordHash, Role, User, UserId,
-};
+use domain::{Amount, DisplayName, Email, Password, PasswordHash, Role, User, UserId};
 use mockall::predicate::{always, eq};
 use uuid::Uuid;
 
@@ -26,18 +23,18 @@ fn now() -> DateTime<Utc> {
 
 struct Mocks {
     users: MockUserRepository,
-    markets: MockMarketRepository,
     hasher: MockPasswordHasher,
     tokens: MockTokenIssuer,
+    store: InMemoryStore,
 }
 
 impl Mocks {
     fn new() -> Self {
         Self {
             users: MockUserRepository::new(),
-            markets: MockMarketRepository::new(),
             hasher: MockPasswordHasher::new(),
             tokens: MockTokenIssuer::new(),
+            store: InMemoryStore::new(),
         }
     }
 
@@ -46,10 +43,19 @@ impl Mocks {
         clock.expect_now().returning(now);
         let mut ids = MockIdGenerator::new();
         ids.expect_next_id().returning(Uuid::now_v7);
+        let store = self.store;
         UseCases::new(
             Deps {
                 users: Arc::new(self.users),
-                markets: Arc::new(self.markets),
+                markets: store.markets(),
+                market_reads: store.markets(),
+                positions: store.positions(),
+                position_reads: store.positions(),
+                unit_of_work: store.unit_of_work(),
+                idempotency: store.idempotency(),
+                recent_writes: Arc::new(InProcessRecentWrites::new(
+                    std::time::Duration::from_secs(5),
+                )),
                 hasher: Arc::new(self.hasher),
                 tokens: Arc::new(self.tokens),
                 clock: Arc::new(clock),
@@ -82,37 +88,6 @@ fn user(disabled: bool) -> User {
     }
 }
 
-fn market_by(creator: UserId) -> Market {
-    Market::open(
-        MarketId::from_uuid(Uuid::now_v7()),
-        MarketDraft {
-            name: MarketName::parse("Will it snow?").expect("a name"),
-            description: MarketDescription::default(),
-            category: Category::parse("weather").expect("a category"),
-            end_date: now() + Duration::days(7),
-        },
-        creator,
-        now(),
-    )
-    .expect("a market")
-}
-
-#[tokio::test]
-async fn registering_a_taken_email_is_a_conflict() {
-    let mut mocks = Mocks::new();
-    mocks
-        .hasher
-        .expect_hash()
-        .returning(|_| Ok(PasswordHash::from_phc("$argon2id$x".into())));
-    mocks
-        .users
-        .expect_insert()
-        .times(1)
-        .returning(|_| Err(RepositoryError::Conflict("email")));
-    let result = mocks.into_use_cases().register(registration()).await;
-    assert!(matches!(result, Err(RegisterError::EmailTaken)));
-}
-
 #[tokio::test]
 async fn a_failing_hasher_stores_nothing() {
     let mut mocks = Mocks::new();
@@ -120,30 +95,14 @@ async fn a_failing_hasher_stores_nothing() {
         .hasher
         .expect_hash()
         .returning(|_| Err(HashError("out of memory".into())));
-    mocks.users.expect_insert().never();
-    let result = mocks.into_use_cases().register(registration()).await;
+    let store = mocks.store.clone();
+    let result = mocks.into_use_cases().register(registration(), None).await;
     assert!(matches!(result, Err(RegisterError::Unavailable(_))));
-}
-
-#[tokio::test]
-async fn a_new_user_gets_role_user_and_the_starting_balance() {
-    let mut mocks = Mocks::new();
-    mocks
-        .hasher
-        .expect_hash()
-        .returning(|_| Ok(PasswordHash::from_phc("$argon2id$x".into())));
-    mocks
-        .users
-        .expect_insert()
-        .withf(|user| user.role == Role::User && !user.disabled)
-        .times(1)
-        .returning(|_| Ok(()));
-    let user = mocks
-        .into_use_cases()
-        .register(registration())
-        .await
-        .expect("registered");
-    assert_eq!(user.balance, Settings::default().starting_balance);
+    let email = Email::parse("ada@example.com").expect("an email");
+    assert_eq!(
+        store.users().find_by_email(&email).await.expect("a read"),
+        None
+    );
 }
 
 #[tokio::test]
@@ -207,119 +166,30 @@ async fn a_disabled_account_is_refused_only_after_the_right_password() {
 }
 
 #[tokio::test]
-async fn a_change_that_loses_a_race_is_reapplied_on_the_fresh_version() {
-    let owner = Actor {
-        user_id: UserId::from_uuid(Uuid::now_v7()),
-        role: Role::User,
-    };
-    let market = market_by(owner.user_id);
-    let id = market.id;
+async fn a_right_password_issues_a_token_for_the_users_role() {
     let mut mocks = Mocks::new();
-    let mut fresh = market.clone();
-    fresh.version = 2;
-    let mut reads = vec![fresh, market];
+    let stored = user(false);
+    let id = stored.id;
     mocks
-        .markets
-        .expect_find_by_id()
-        .times(2)
-        .returning(move |_| Ok(reads.pop()));
-    let mut writes = vec![Ok(()), Err(RepositoryError::Stale)];
+        .users
+        .expect_find_by_email()
+        .returning(move |_| Ok(Some(stored.clone())));
+    mocks.hasher.expect_verify().returning(|_, _| Ok(true));
     mocks
-        .markets
-        .expect_update()
-        .times(2)
-        .returning(move |_, _| writes.pop().expect("two writes"));
-    let changes = MarketChanges {
-        name: MarketName::parse("Will it snow a lot?").ok(),
-        ..MarketChanges::default()
-    };
-    let updated = mocks
+        .tokens
+        .expect_issue()
+        .withf(move |actor| actor.user_id == id && actor.role == Role::User)
+        .times(1)
+        .returning(|_| {
+            Ok(IssuedToken {
+                token: "signed".into(),
+                expires_in_seconds: 900,
+            })
+        });
+    let signed_in = mocks
         .into_use_cases()
-        .update_market(&owner, id, changes, Precondition::None)
+        .login("ada@example.com", "whatever1")
         .await
-        .expect("updated");
-    assert_eq!(updated.version, 3);
-    assert_eq!(updated.name.as_str(), "Will it snow a lot?");
-}
-
-#[tokio::test]
-async fn a_stale_if_match_is_refused_without_writing() {
-    let owner = Actor {
-        user_id: UserId::from_uuid(Uuid::now_v7()),
-        role: Role::User,
-    };
-    let market = market_by(owner.user_id);
-    let id = market.id;
-    let mut mocks = Mocks::new();
-    mocks
-        .markets
-        .expect_find_by_id()
-        .returning(move |_| Ok(Some(market.clone())));
-    mocks.markets.expect_update().never();
-    let changes = MarketChanges {
-        name: MarketName::parse("Renamed").ok(),
-        ..MarketChanges::default()
-    };
-    let result = mocks
-        .into_use_cases()
-        .update_market(&owner, id, changes, Precondition::Version(7))
-        .await;
-    assert!(matches!(
-        result,
-        Err(ChangeMarketError::PreconditionFailed { expected: 7 })
-    ));
-}
-
-#[tokio::test]
-async fn an_owner_cannot_resolve_their_own_market() {
-    let owner = Actor {
-        user_id: UserId::from_uuid(Uuid::now_v7()),
-        role: Role::User,
-    };
-    let market = market_by(owner.user_id);
-    let id = market.id;
-    let mut mocks = Mocks::new();
-    mocks
-        .markets
-        .expect_find_by_id()
-        .returning(move |_| Ok(Some(market.clone())));
-    mocks.markets.expect_update().never();
-    let changes = MarketChanges {
-        status: Some(StatusChange {
-            status: MarketStatus::Resolved,
-            outcome: Some(Outcome::Yes),
-        }),
-        ..MarketChanges::default()
-    };
-    let result = mocks
-        .into_use_cases()
-        .update_market(&owner, id, changes, Precondition::None)
-        .await;
-    assert!(matches!(result, Err(ChangeMarketError::Forbidden(_))));
-}
-
-#[tokio::test]
-async fn endless_races_end_in_contention_not_a_loop() {
-    let admin = Actor {
-        user_id: UserId::from_uuid(Uuid::now_v7()),
-        role: Role::Admin,
-    };
-    let market = market_by(UserId::from_uuid(Uuid::now_v7()));
-    let id = market.id;
-    let mut mocks = Mocks::new();
-    mocks
-        .markets
-        .expect_find_by_id()
-        .returning(move |_| Ok(Some(market.clone())));
-    let attempts = Settings::default().optimistic_retries as usize + 1;
-    mocks
-        .markets
-        .expect_delete()
-        .times(attempts)
-        .returning(|_, _| Err(RepositoryError::Stale));
-    let result = mocks
-        .into_use_cases()
-        .delete_market(&admin, id, Precondition::None)
-        .await;
-    assert!(matches!(result, Err(DeleteMarketError::Contended)));
+        .expect("signed in");
+    assert_eq!(signed_in.access_token.token, "signed");
 }

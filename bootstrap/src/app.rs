@@ -11,9 +11,10 @@ use actix_web::{App, HttpServer, web};
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
 use adapter_http::request_context::request_context;
 use adapter_http::{AppState, HttpLimits};
-use adapter_memory::{SystemClock, UuidV7Generator};
+use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
-    Database, DatabaseProbe, PoolOptions, SeaMarketRepository, SeaUserRepository,
+    Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository,
+    SeaPositionRepository, SeaUnitOfWork, SeaUserRepository,
 };
 use application::{Deps, Settings, UseCases};
 use domain::ports::Clock;
@@ -122,10 +123,17 @@ pub fn use_cases(config: &Config, database: &Database) -> Result<UseCases, Start
         .markets
         .starting_balance_amount()
         .map_err(|e| StartError::Config(format!("APP_MARKETS__STARTING_BALANCE: {e}")))?;
+    let read_your_writes = Duration::from_millis(config.database.read_your_writes_ms);
     Ok(UseCases::new(
         Deps {
             users: Arc::new(SeaUserRepository::new(database.clone())),
-            markets: Arc::new(SeaMarketRepository::new(database.clone())),
+            markets: Arc::new(SeaMarketRepository::on_primary(database.clone())),
+            market_reads: Arc::new(SeaMarketRepository::new(database.clone())),
+            positions: Arc::new(SeaPositionRepository::on_primary(database.clone())),
+            position_reads: Arc::new(SeaPositionRepository::new(database.clone())),
+            unit_of_work: Arc::new(SeaUnitOfWork::new(database.clone())),
+            idempotency: Arc::new(SeaIdempotencyStore::new(database.clone())),
+            recent_writes: Arc::new(InProcessRecentWrites::new(read_your_writes)),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             clock,
@@ -133,7 +141,9 @@ pub fn use_cases(config: &Config, database: &Database) -> Result<UseCases, Start
         },
         Settings {
             starting_balance,
-            ..Settings::default()
+            read_your_writes,
+            idempotency_ttl: Duration::from_secs(config.http.idempotency_ttl_secs),
+            idempotency_lease: Duration::from_secs(config.http.idempotency_lease_secs),
         },
     ))
 }
@@ -208,6 +218,12 @@ impl Application {
     #[must_use]
     pub const fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The database pools (shared with the server), e.g. for statement counts.
+    #[must_use]
+    pub const fn database(&self) -> &Database {
+        &self.database
     }
 
     /// A handle to stop the server gracefully.

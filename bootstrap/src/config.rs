@@ -26,6 +26,9 @@
 //! | `database.acquire_timeout_ms` | `APP_DATABASE__ACQUIRE_TIMEOUT_MS` | `3000` | Wait for a free pooled connection, 1 ms to 300000 ms. |
 //! | `database.idle_timeout_secs` | `APP_DATABASE__IDLE_TIMEOUT_SECS` | `600` | Close pooled connections idle this long, 1 s to 86400 s. |
 //! | `database.statement_timeout_ms` | `APP_DATABASE__STATEMENT_TIMEOUT_MS` | `5000` | Per-statement limit (PostgreSQL), 0 (none) to 3600000 ms. |
+//! | `database.read_your_writes_ms` | `APP_DATABASE__READ_YOUR_WRITES_MS` | `5000` | After a write, that caller's list reads go to the primary for this long (with a read replica), 0 to 600000 ms. |
+//! | `http.idempotency_ttl_secs` | `APP_HTTP__IDEMPOTENCY_TTL_SECS` | `86400` | How long a completed `Idempotency-Key` is kept for replay, 60 s to 604800 s. |
+//! | `http.idempotency_lease_secs` | `APP_HTTP__IDEMPOTENCY_LEASE_SECS` | `60` | How long an unfinished `Idempotency-Key` blocks duplicates before it may be taken over, 1 s to 3600 s. |
 //! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`; unset means in-process cache, rate limits and events. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
@@ -230,6 +233,10 @@ pub struct HttpConfig {
     pub client_request_timeout_ms: u64,
     /// Grace period for in-flight requests on shutdown, default 30 s.
     pub shutdown_timeout_secs: u64,
+    /// How long a completed `Idempotency-Key` is kept, default 86400 s.
+    pub idempotency_ttl_secs: u64,
+    /// How long an unfinished `Idempotency-Key` is honoured, default 60 s.
+    pub idempotency_lease_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -241,6 +248,8 @@ impl Default for HttpConfig {
             workers: None,
             client_request_timeout_ms: 5_000,
             shutdown_timeout_secs: 30,
+            idempotency_ttl_secs: 86_400,
+            idempotency_lease_secs: 60,
         }
     }
 }
@@ -300,6 +309,8 @@ pub struct DatabaseConfig {
     pub idle_timeout_secs: u64,
     /// Per-statement limit, default 5000 ms; 0 means none.
     pub statement_timeout_ms: u64,
+    /// After a write, the writer's list reads go to the primary for this long, default 5000 ms.
+    pub read_your_writes_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -312,6 +323,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 3_000,
             idle_timeout_secs: 600,
             statement_timeout_ms: 5_000,
+            read_your_writes_ms: 5_000,
         }
     }
 }
@@ -578,6 +590,21 @@ impl Config {
             db.statement_timeout_ms,
             0..=3_600_000,
         )?;
+        check_range(
+            "database.read_your_writes_ms",
+            db.read_your_writes_ms,
+            0..=600_000,
+        )?;
+        check_range(
+            "http.idempotency_ttl_secs",
+            self.http.idempotency_ttl_secs,
+            60..=604_800,
+        )?;
+        check_range(
+            "http.idempotency_lease_secs",
+            self.http.idempotency_lease_secs,
+            1..=3_600,
+        )?;
 
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
@@ -817,6 +844,24 @@ const KEYS: &[Key] = &[
     key(
         "database.statement_timeout_ms",
         "APP_DATABASE__STATEMENT_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key(
+        "database.read_your_writes_ms",
+        "APP_DATABASE__READ_YOUR_WRITES_MS",
+        false,
+        false,
+    ),
+    key(
+        "http.idempotency_ttl_secs",
+        "APP_HTTP__IDEMPOTENCY_TTL_SECS",
+        false,
+        false,
+    ),
+    key(
+        "http.idempotency_lease_secs",
+        "APP_HTTP__IDEMPOTENCY_LEASE_SECS",
         false,
         false,
     ),

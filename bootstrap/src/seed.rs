@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use application::positions::{OpenPositionError, PositionOrder};
 use chrono::{Duration, TimeZone as _, Utc};
 use domain::market::{MarketChanges, MarketDraft, StatusChange};
 use domain::ports::RepositoryError;
+use domain::position::PositionError;
 use domain::{
-    Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
-    MarketStatus, Outcome, Password, Role, User, UserId,
+    Actor, Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
+    MarketStatus, Outcome, Password, Role, Side, Stake, User, UserId,
 };
 use futures_util::{StreamExt as _, stream};
 use uuid::Uuid;
@@ -30,6 +32,8 @@ pub const USER_PASSWORD: &str = "demo-user-password";
 
 /// Rows written at once.
 const CONCURRENCY: usize = 16;
+/// New active markets that get positions (1 to 4 each).
+const POSITIONED_MARKETS: usize = 2_000;
 
 /// Categories with the subjects and predicates that make sense in them.
 const TOPICS: &[(&str, &[&str], &[&str])] = &[
@@ -289,26 +293,89 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     });
     let markets: Vec<Market> = markets.collect::<Result<_, _>>()?;
     let repository = Arc::clone(&deps.markets);
-    let new_markets = count_inserted(
-        stream::iter(markets)
-            .map(|market| {
-                let repository = Arc::clone(&repository);
-                async move { repository.insert(&market).await }
+    let inserted = stream::iter(markets)
+        .map(|market| {
+            let repository = Arc::clone(&repository);
+            async move { repository.insert(&market).await.map(|()| market) }
+        })
+        .buffer_unordered(CONCURRENCY);
+    let new_markets = keep_inserted(inserted).await?;
+
+    // Volume: a few positions on some of the new active markets, opened through the use case (one
+    // transaction each, like real orders), so that balances and volumes agree.
+    let orders: Vec<_> = new_markets
+        .iter()
+        .filter(|market| market.status == MarketStatus::Active)
+        .take(POSITIONED_MARKETS)
+        .flat_map(|market| {
+            let seed = mix(market.id.as_uuid().as_u128() as u64 ^ 0x5eed);
+            let creators = Arc::clone(&creators);
+            (0..1 + seed % 4).map(move |k| {
+                let seed = mix(seed + k);
+                let trader = creators[usize::try_from(seed % creators.len() as u64).unwrap_or(0)];
+                let side = if seed & 1 == 0 { Side::Yes } else { Side::No };
+                let cents = i64::try_from(100 + (seed >> 8) % 4_900).unwrap_or(100);
+                (market.id, trader, side, cents)
             })
-            .buffer_unordered(CONCURRENCY),
-    )
-    .await?;
+        })
+        .collect();
+    let mut positions = 0;
+    let mut results = stream::iter(orders)
+        .map(|(market_id, trader, side, cents)| {
+            let use_cases = use_cases.clone();
+            async move {
+                let actor = Actor {
+                    user_id: trader,
+                    role: Role::User,
+                };
+                let stake = Stake::new(Amount::from_cents(cents).unwrap_or(Stake::MIN))?;
+                match use_cases
+                    .open_position(&actor, market_id, PositionOrder { side, stake }, None)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    // A demo user out of credits simply stops trading.
+                    Err(OpenPositionError::Rule(PositionError::InsufficientBalance { .. })) => {
+                        Ok(false)
+                    }
+                    Err(other) => Err(anyhow::Error::from(other)),
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY);
+    while let Some(opened) = results.next().await {
+        if opened.context("seeding positions failed")? {
+            positions += 1;
+        }
+    }
     database.close().await.ok();
 
     println!(
-        "seeded {new_users} new user(s) and {new_markets} new market(s) in {:.1?} \
+        "seeded {new_users} new user(s), {} new market(s) and {positions} position(s) in {:.1?} \
          (rows that existed were kept)",
+        new_markets.len(),
         started.elapsed()
     );
     println!("demo admin:     {ADMIN_EMAIL} / {ADMIN_PASSWORD}");
     println!("demo moderator: moderator@example.com / {USER_PASSWORD}");
     println!("demo users:     user2@example.com ... / {USER_PASSWORD}");
     Ok(())
+}
+
+/// The rows actually inserted; an existing row (conflict) is skipped, anything else stops.
+async fn keep_inserted<T>(
+    results: impl futures_util::Stream<Item = Result<T, RepositoryError>>,
+) -> anyhow::Result<Vec<T>> {
+    let mut results = std::pin::pin!(results);
+    let mut inserted = Vec::new();
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(row) => inserted.push(row),
+            Err(RepositoryError::Conflict(_)) => {}
+            Err(other) => return Err(other).context("seeding failed"),
+        }
+    }
+    Ok(inserted)
 }
 
 /// Counts successful inserts; an existing row (conflict) is skipped, anything else stops.

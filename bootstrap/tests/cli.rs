@@ -139,7 +139,7 @@ fn seeding_is_idempotent_and_prints_the_demo_admin() {
     let first_out = text(&first.stdout);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(
-        first_out.contains("5 new user(s) and 40 new market(s)"),
+        first_out.contains("5 new user(s), 40 new market(s) and "),
         "{first_out}"
     );
     assert!(
@@ -150,7 +150,7 @@ fn seeding_is_idempotent_and_prints_the_demo_admin() {
     let second_out = text(&second.stdout);
     assert!(second.status.success());
     assert!(
-        second_out.contains("0 new user(s) and 0 new market(s)"),
+        second_out.contains("0 new user(s), 0 new market(s) and 0 position(s)"),
         "{second_out}"
     );
     let refused = server(

@@ -62,6 +62,14 @@ typed_id!(
     /// Identifies a [`crate::Market`].
     MarketId
 );
+typed_id!(
+    /// Identifies a [`crate::Position`].
+    PositionId
+);
+typed_id!(
+    /// Identifies a recorded [`crate::DomainEvent`].
+    EventId
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,16 +4,20 @@
 //! `tests/` reads `cargo metadata` and fails the build if that ever changes.
 
 pub mod access;
+pub mod event;
 pub mod id;
 pub mod listing;
 pub mod market;
 pub mod money;
 pub mod ports;
+pub mod position;
 pub mod user;
 
 pub use access::{Actor, MarketAction, Permission};
-pub use id::{MarketId, UserId};
+pub use event::{DomainEvent, RecordedEvent};
+pub use id::{EventId, MarketId, PositionId, UserId};
 pub use listing::{Page, PageRequest, SortDirection};
 pub use market::{Category, Market, MarketDescription, MarketName, MarketStatus, Outcome};
 pub use money::Amount;
+pub use position::{Position, Side, Stake};
 pub use user::{DisplayName, Email, Password, PasswordHash, Role, User};

@@ -79,11 +79,33 @@ pub struct Page<T> {
     pub request: PageRequest,
 }
 
+impl<T> Page<T> {
+    /// The same page with every item converted.
+    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(convert).collect(),
+            total: self.total,
+            request: self.request,
+        }
+    }
+}
+
 /// Ascending or descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortDirection {
     Ascending,
     Descending,
+}
+
+/// A field a list may be sorted by: a closed whitelist per resource.
+pub trait SortKey: Copy + Eq + 'static {
+    /// Every key, in the order error messages list them.
+    const ALL: &'static [Self];
+    /// The order used when the client gives none.
+    const DEFAULT: &'static [(Self, SortDirection)];
+
+    /// The key's name in `sort=`.
+    fn as_str(self) -> &'static str;
 }
 
 /// The fields markets may be sorted by. Anything else is rejected before it reaches storage.
@@ -96,17 +118,19 @@ pub enum MarketSortKey {
     Name,
 }
 
-impl MarketSortKey {
-    pub const ALL: [Self; 5] = [
+impl SortKey for MarketSortKey {
+    const ALL: &'static [Self] = &[
         Self::CreatedAt,
         Self::UpdatedAt,
         Self::EndDate,
         Self::Volume,
         Self::Name,
     ];
+    /// Newest first.
+    const DEFAULT: &'static [(Self, SortDirection)] =
+        &[(Self::CreatedAt, SortDirection::Descending)];
 
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Self::CreatedAt => "created_at",
             Self::UpdatedAt => "updated_at",
@@ -117,11 +141,32 @@ impl MarketSortKey {
     }
 }
 
+/// The fields positions may be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PositionSortKey {
+    CreatedAt,
+    Amount,
+}
+
+impl SortKey for PositionSortKey {
+    const ALL: &'static [Self] = &[Self::CreatedAt, Self::Amount];
+    /// Newest first.
+    const DEFAULT: &'static [(Self, SortDirection)] =
+        &[(Self::CreatedAt, SortDirection::Descending)];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::CreatedAt => "created_at",
+            Self::Amount => "amount",
+        }
+    }
+}
+
 /// Why a sort specification is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SortError {
-    #[error("cannot sort by '{0}'; allowed: created_at, updated_at, end_date, volume, name")]
-    UnknownField(String),
+    #[error("cannot sort by '{field}'; allowed: {allowed}")]
+    UnknownField { field: String, allowed: String },
     #[error("'{0}' appears more than once")]
     Repeated(String),
     #[error("at most {max} sort fields")]
@@ -131,9 +176,14 @@ pub enum SortError {
 /// An ordered list of sort keys. Every adapter breaks remaining ties by id, ascending, so that
 /// pages are stable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MarketSort(Vec<(MarketSortKey, SortDirection)>);
+pub struct Sort<K>(Vec<(K, SortDirection)>);
 
-impl MarketSort {
+/// The order of a market list.
+pub type MarketSort = Sort<MarketSortKey>;
+/// The order of a position list.
+pub type PositionSort = Sort<PositionSortKey>;
+
+impl<K: SortKey> Sort<K> {
     pub const MAX_KEYS: usize = 4;
 
     /// Parses `-volume,created_at`: comma-separated keys, `-` for descending.
@@ -141,16 +191,24 @@ impl MarketSort {
     /// # Errors
     /// [`SortError`] for an unknown or repeated key, an empty segment, or more than four keys.
     pub fn parse(text: &str) -> Result<Self, SortError> {
-        let mut keys: Vec<(MarketSortKey, SortDirection)> = Vec::new();
+        let mut keys: Vec<(K, SortDirection)> = Vec::new();
         for segment in text.split(',') {
             let (name, direction) = match segment.strip_prefix('-') {
                 Some(rest) => (rest, SortDirection::Descending),
                 None => (segment, SortDirection::Ascending),
             };
-            let key = MarketSortKey::ALL
-                .into_iter()
+            let key = K::ALL
+                .iter()
+                .copied()
                 .find(|key| key.as_str() == name)
-                .ok_or_else(|| SortError::UnknownField(segment.chars().take(50).collect()))?;
+                .ok_or_else(|| SortError::UnknownField {
+                    field: segment.chars().take(50).collect(),
+                    allowed: K::ALL
+                        .iter()
+                        .map(|key| key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
             if keys.iter().any(|(seen, _)| *seen == key) {
                 return Err(SortError::Repeated(name.to_owned()));
             }
@@ -165,15 +223,14 @@ impl MarketSort {
     }
 
     #[must_use]
-    pub fn keys(&self) -> &[(MarketSortKey, SortDirection)] {
+    pub fn keys(&self) -> &[(K, SortDirection)] {
         &self.0
     }
 }
 
-impl Default for MarketSort {
-    /// Newest first.
+impl<K: SortKey> Default for Sort<K> {
     fn default() -> Self {
-        Self(vec![(MarketSortKey::CreatedAt, SortDirection::Descending)])
+        Self(K::DEFAULT.to_vec())
     }
 }
 
@@ -334,6 +391,15 @@ impl FieldSet {
         Ok(Self(fields))
     }
 
+    /// The same set with `field` added.
+    #[must_use]
+    pub fn with(mut self, field: MarketField) -> Self {
+        if !self.0.contains(&field) {
+            self.0.push(field);
+        }
+        self
+    }
+
     #[must_use]
     pub fn contains(&self, field: MarketField) -> bool {
         self.0.contains(&field)
@@ -358,6 +424,22 @@ pub struct MarketListQuery {
     pub sort: MarketSort,
     pub page: PageRequest,
     pub fields: FieldSet,
+}
+
+/// Conditions a position must meet to be listed; all present conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PositionFilter {
+    pub market_id: Option<MarketId>,
+    pub user_id: Option<UserId>,
+    pub side: Option<crate::position::Side>,
+}
+
+/// What positions to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PositionListQuery {
+    pub filter: PositionFilter,
+    pub sort: PositionSort,
+    pub page: PageRequest,
 }
 
 /// A market with only the requested fields loaded: `id` always, each other field `Some` when it
@@ -428,22 +510,26 @@ mod tests {
 
     #[test]
     fn unknown_repeated_or_too_many_sort_fields_are_rejected() {
-        assert_eq!(
+        assert!(matches!(
             MarketSort::parse("password_hash"),
-            Err(SortError::UnknownField("password_hash".into()))
-        );
-        assert_eq!(
+            Err(SortError::UnknownField { field, .. }) if field == "password_hash"
+        ));
+        assert!(matches!(
             MarketSort::parse("name;drop table markets"),
-            Err(SortError::UnknownField("name;drop table markets".into()))
+            Err(SortError::UnknownField { field, .. }) if field == "name;drop table markets"
+        ));
+        assert_eq!(
+            PositionSort::parse("volume").map_err(|e| e.to_string()),
+            Err("cannot sort by 'volume'; allowed: created_at, amount".to_owned())
         );
         assert_eq!(
             MarketSort::parse("volume,-volume"),
             Err(SortError::Repeated("volume".into()))
         );
-        assert_eq!(
+        assert!(matches!(
             MarketSort::parse(""),
-            Err(SortError::UnknownField(String::new()))
-        );
+            Err(SortError::UnknownField { field, .. }) if field.is_empty()
+        ));
         assert_eq!(
             MarketSort::parse("name,volume,end_date,created_at,updated_at"),
             Err(SortError::TooMany { max: 4 })

@@ -8,9 +8,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use adapter_persistence::{Database, PoolOptions, SeaMarketRepository, SeaUserRepository};
+use adapter_persistence::{
+    Database, PoolOptions, SeaIdempotencyStore, SeaMarketRepository, SeaOutbox,
+    SeaPositionRepository, SeaUnitOfWork, SeaUserRepository,
+};
 use bootstrap::config::{AppEnv, Config};
-use domain::ports::{MarketRepository, UserRepository};
+use domain::ports::{
+    IdempotencyStore, MarketRepository, Outbox, PositionRepository, UnitOfWork, UserRepository,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -186,6 +191,10 @@ impl Drop for TestDatabase {
 pub struct Repositories {
     pub users: Arc<dyn UserRepository>,
     pub markets: Arc<dyn MarketRepository>,
+    pub positions: Arc<dyn PositionRepository>,
+    pub outbox: Arc<dyn Outbox>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub unit_of_work: Arc<dyn UnitOfWork>,
     /// Keeps the database alive for the test.
     pub database: Option<TestDatabase>,
 }
@@ -195,10 +204,14 @@ impl Repositories {
     /// [`TestDatabase::postgres`]).
     pub async fn of(backend: Backend) -> Option<Self> {
         if backend == Backend::Memory {
-            let users = Arc::new(adapter_memory::InMemoryUserRepository::new());
+            let store = adapter_memory::InMemoryStore::new();
             return Some(Self {
-                users: users.clone(),
-                markets: Arc::new(adapter_memory::InMemoryMarketRepository::new(users)),
+                users: store.users(),
+                markets: store.markets(),
+                positions: store.positions(),
+                outbox: store.outbox(),
+                idempotency: store.idempotency(),
+                unit_of_work: store.unit_of_work(),
                 database: None,
             });
         }
@@ -206,7 +219,11 @@ impl Repositories {
         let pools = database.migrated().await;
         Some(Self {
             users: Arc::new(SeaUserRepository::new(pools.clone())),
-            markets: Arc::new(SeaMarketRepository::new(pools)),
+            markets: Arc::new(SeaMarketRepository::new(pools.clone())),
+            positions: Arc::new(SeaPositionRepository::new(pools.clone())),
+            outbox: Arc::new(SeaOutbox::new(pools.clone())),
+            idempotency: Arc::new(SeaIdempotencyStore::new(pools.clone())),
+            unit_of_work: Arc::new(SeaUnitOfWork::new(pools)),
             database: Some(database),
         })
     }
@@ -237,6 +254,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     pub database: TestDatabase,
+    /// The application's own pools: `statement_count()` counts its SQL statements.
+    pub pools: Database,
 }
 
 /// A response, read whole.
@@ -281,6 +300,7 @@ impl TestApp {
             .await
             .expect("the application starts");
         let address = format!("http://127.0.0.1:{}", application.port());
+        let pools = application.database().clone();
         tokio::spawn(application.run_until_stopped());
         Self {
             address,
@@ -290,6 +310,7 @@ impl TestApp {
                 .expect("an HTTP client"),
             backend,
             database,
+            pools,
         }
     }
 

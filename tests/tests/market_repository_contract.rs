@@ -7,7 +7,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::listing::{
     FieldSet, MarketField, MarketFilter, MarketListQuery, MarketProjection, MarketSort,
-    MarketSortKey, Page, PageRequest, SearchText,
+    MarketSortKey, Page, PageRequest, SearchText, SortKey as _,
 };
 use domain::market::{MarketChanges, MarketDraft, StatusChange};
 use domain::ports::RepositoryError;

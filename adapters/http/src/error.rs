@@ -9,13 +9,16 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use application::Unavailable;
+use application::idempotency::IdempotencyError;
 use application::markets::{
     ChangeMarketError, CreateMarketError, DeleteMarketError, GetMarketError, ListMarketsError,
 };
+use application::positions::{ListPositionsError, OpenPositionError};
 use application::users::{CurrentUserError, LoginError, RegisterError, UserProfileError};
 use domain::access::AccessDenied;
 use domain::market::MarketError;
 use domain::ports::{BoxError, TokenError};
+use domain::position::PositionError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -300,10 +303,69 @@ impl From<MarketError> for ApiError {
     }
 }
 
+impl From<IdempotencyError> for ApiError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::InProgress => Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                error.to_string(),
+            ),
+            IdempotencyError::KeyReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                error.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<PositionError> for ApiError {
+    fn from(error: PositionError) -> Self {
+        match error {
+            PositionError::MarketNotActive(_) | PositionError::MarketEnded => {
+                Self::new(StatusCode::CONFLICT, "market_not_open", error.to_string())
+            }
+            PositionError::InsufficientBalance { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "insufficient_balance",
+                error.to_string(),
+            ),
+            PositionError::VolumeOverflow => Self::invalid_field("amount", error),
+        }
+    }
+}
+
+impl From<OpenPositionError> for ApiError {
+    fn from(error: OpenPositionError) -> Self {
+        match error {
+            OpenPositionError::MarketNotFound => Self::not_found("no such market"),
+            OpenPositionError::Forbidden(denied) => denied.into(),
+            OpenPositionError::AccountGone => {
+                Self::unauthorized("invalid_token", "the account behind this token is gone")
+            }
+            OpenPositionError::Rule(rule) => rule.into(),
+            OpenPositionError::Idempotency(refusal) => refusal.into(),
+            OpenPositionError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<ListPositionsError> for ApiError {
+    fn from(error: ListPositionsError) -> Self {
+        match error {
+            ListPositionsError::MarketNotFound => Self::not_found("no such market"),
+            ListPositionsError::Forbidden(denied) => denied.into(),
+            ListPositionsError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
 impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
             RegisterError::EmailTaken => Self::conflict(error.to_string()),
+            RegisterError::Idempotency(refusal) => refusal.into(),
             RegisterError::Unavailable(cause) => cause.into(),
         }
     }
@@ -353,6 +415,8 @@ impl From<CreateMarketError> for ApiError {
             CreateMarketError::CreatorGone => {
                 Self::unauthorized("invalid_token", "the account behind this token is gone")
             }
+            CreateMarketError::Position(rule) => rule.into(),
+            CreateMarketError::Idempotency(refusal) => refusal.into(),
             CreateMarketError::Unavailable(cause) => cause.into(),
         }
     }
@@ -398,7 +462,9 @@ impl From<DeleteMarketError> for ApiError {
             DeleteMarketError::PreconditionFailed { .. } => {
                 Self::precondition_failed(error.to_string())
             }
-            DeleteMarketError::Contended => Self::conflict(error.to_string()),
+            DeleteMarketError::Contended | DeleteMarketError::HasPositions => {
+                Self::conflict(error.to_string())
+            }
             DeleteMarketError::Unavailable(cause) => cause.into(),
         }
     }
@@ -416,6 +482,10 @@ pub const ERROR_CODES: &[&str] = &[
     "not_found",
     "method_not_allowed",
     "conflict",
+    "market_not_open",
+    "insufficient_balance",
+    "idempotency_in_progress",
+    "idempotency_key_reused",
     "precondition_failed",
     "payload_too_large",
     "unsupported_media_type",

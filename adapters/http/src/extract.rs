@@ -12,6 +12,7 @@ use domain::Actor;
 use futures_util::future::LocalBoxFuture;
 use garde::Validate;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, FieldError};
@@ -71,9 +72,15 @@ fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
     Ok(AuthUser(claims.actor))
 }
 
-/// A JSON body that deserialised and passed its `garde` rules.
+/// A JSON body that deserialised and passed its `garde` rules, with a digest of its content for
+/// idempotency fingerprints.
 #[derive(Debug)]
-pub struct ValidJson<T>(pub T);
+pub struct ValidJson<T> {
+    pub body: T,
+    /// SHA-256 (hex) of the body's JSON in canonical form (object keys sorted, no whitespace), so
+    /// that the same request sent twice has the same digest however it was formatted.
+    pub digest: String,
+}
 
 impl<T> FromRequest for ValidJson<T>
 where
@@ -83,9 +90,14 @@ where
     type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<T>::from_request(request, payload);
+        // Content type, size limit and syntax are checked by `web::Json` (see `json_error`).
+        let json = web::Json::<serde_json::Value>::from_request(request, payload);
         Box::pin(async move {
-            let body = json.await?.into_inner();
+            let value = json.await?.into_inner();
+            let canonical = serde_json::to_vec(&value).unwrap_or_default();
+            let digest = format!("{:x}", Sha256::digest(&canonical));
+            let body =
+                T::deserialize(value).map_err(|error| ApiError::invalid_field("body", error))?;
             body.validate().map_err(|report| {
                 ApiError::validation(
                     report
@@ -97,7 +109,37 @@ where
                         .collect(),
                 )
             })?;
-            Ok(Self(body))
+            Ok(Self { body, digest })
+        })
+    }
+}
+
+/// The client's `Idempotency-Key`, if it sent one: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+}
+
+impl FromRequest for IdempotencyKey {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(value) = request.headers().get("idempotency-key") else {
+            return ready(Ok(Self(None)));
+        };
+        let key = value.to_str().ok().filter(|key| {
+            (1..=Self::MAX_LEN).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        });
+        ready(match key {
+            Some(key) => Ok(Self(Some(key.to_owned()))),
+            None => Err(ApiError::invalid_field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )),
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod dto;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod openapi;
 pub mod request_context;
 pub mod routes;
@@ -79,11 +80,24 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
                     [web::get().to(routes::users::get_user)],
                 ))
                 .service(resource(
+                    "/users/{id}/positions",
+                    "GET",
+                    [web::get().to(routes::positions::list_user_positions)],
+                ))
+                .service(resource(
                     "/markets",
                     "GET, POST",
                     [
                         web::get().to(routes::markets::list_markets),
                         web::post().to(routes::markets::create_market),
+                    ],
+                ))
+                .service(resource(
+                    "/markets/{id}/positions",
+                    "GET, POST",
+                    [
+                        web::get().to(routes::positions::list_market_positions),
+                        web::post().to(routes::positions::open_position),
                     ],
                 ))
                 .service(resource(

@@ -24,13 +24,17 @@ use crate::{dto, envelope, error, routes};
         routes::markets::replace_market,
         routes::markets::update_market,
         routes::markets::delete_market,
+        routes::positions::open_position,
+        routes::positions::list_market_positions,
+        routes::positions::list_user_positions,
     ),
-    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse)),
+    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse, dto::positions::PositionResponse)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Registration and sign-in"),
         (name = "users", description = "Users"),
         (name = "markets", description = "Prediction markets"),
+        (name = "positions", description = "Stakes on markets"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

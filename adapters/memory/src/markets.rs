@@ -1,9 +1,7 @@
 //! `InMemoryMarketRepository`: markets in an ordered map, listed with the same filter, sort, paging and version semantics as SQL.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::listing::{
@@ -12,10 +10,13 @@ use domain::listing::{
 use domain::ports::{MarketRepository, RepositoryError};
 use domain::{Market, MarketId, SortDirection};
 
-use crate::failure::{OutageSwitch, poisoned};
+use crate::failure::OutageSwitch;
+use crate::paging::window;
+use crate::store::{Scope, State};
 use crate::users::InMemoryUserRepository;
 
-/// The domain's [`MarketRepository`] over a map behind a lock.
+/// The domain's [`MarketRepository`] over the markets of an [`crate::InMemoryStore`], or of one
+/// of its transactions.
 ///
 /// `list` follows the port contract field by field:
 /// - every present [`MarketFilter`] condition must hold: `status`, `category`, `creator_id`
@@ -36,38 +37,73 @@ use crate::users::InMemoryUserRepository;
 /// the given market as it is, its `version` included (the caller bumps it, as
 /// `Market::apply` does).
 ///
-/// `insert` and `update` check that `creator_id` names a user of the [`InMemoryUserRepository`]
-/// given to [`InMemoryMarketRepository::new`], as the SQL foreign key does.
+/// `insert` and `update` check that `creator_id` names a user of the same store, as the SQL
+/// foreign key does (`Conflict("creator_id")`; `insert` checks the id first, `update` the
+/// version first, as the SQL statements do).
+///
+/// `delete` also deletes the market's positions, as `ON DELETE CASCADE` would: the port lists no
+/// error for a market that still has positions.
 #[derive(Debug)]
 pub struct InMemoryMarketRepository {
-    markets: RwLock<BTreeMap<MarketId, Market>>,
-    creators: Arc<InMemoryUserRepository>,
+    scope: Scope,
     outage: OutageSwitch,
 }
 
 impl InMemoryMarketRepository {
-    /// An empty repository whose markets must be created by users of `creators`.
+    /// An empty repository over the store of `creators`: its markets must be created by users of
+    /// `creators` (the same as `InMemoryStore::markets()`, for code that holds only the users).
     #[must_use]
     pub fn new(creators: Arc<InMemoryUserRepository>) -> Self {
+        Self::in_scope(creators.scope().clone())
+    }
+
+    pub(crate) fn in_scope(scope: Scope) -> Self {
         Self {
-            markets: RwLock::default(),
-            creators,
+            scope,
             outage: OutageSwitch::default(),
         }
     }
 
-    fn check_creator(&self, market: &Market) -> Result<(), RepositoryError> {
-        if self.creators.contains(market.creator_id)? {
-            Ok(())
-        } else {
-            Err(RepositoryError::Conflict("creator_id"))
-        }
-    }
-
-    /// While `true`, every operation fails with [`RepositoryError::Unavailable`] and changes
-    /// nothing, as a database that cannot be reached would.
+    /// While `true`, every operation of this repository fails with
+    /// [`RepositoryError::Unavailable`] and changes nothing, as a database that cannot be reached
+    /// would. [`crate::InMemoryStore::set_unavailable`] switches the whole store off.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.outage.set(unavailable);
+    }
+
+    fn read<R>(&self, read: impl FnOnce(&State) -> R) -> Result<R, RepositoryError> {
+        self.outage.check()?;
+        self.scope.read(read)
+    }
+
+    async fn write(
+        &self,
+        write: impl FnOnce(&mut State) -> Result<(), RepositoryError> + Send,
+    ) -> Result<(), RepositoryError> {
+        self.outage.check()?;
+        self.scope.write(write).await
+    }
+}
+
+fn check_creator(state: &State, market: &Market) -> Result<(), RepositoryError> {
+    if state.users.contains(market.creator_id) {
+        Ok(())
+    } else {
+        Err(RepositoryError::Conflict("creator_id"))
+    }
+}
+
+/// The stored version of market `id`: `NotFound` or `Stale` unless it is `expected_version`.
+fn check_version(
+    state: &State,
+    id: MarketId,
+    expected_version: i64,
+) -> Result<(), RepositoryError> {
+    let stored = state.markets.get(&id).ok_or(RepositoryError::NotFound)?;
+    if stored.version == expected_version {
+        Ok(())
+    } else {
+        Err(RepositoryError::Stale)
     }
 }
 
@@ -121,78 +157,70 @@ fn compare(sort: &MarketSort, a: &Market, b: &Market) -> Ordering {
 #[async_trait]
 impl MarketRepository for InMemoryMarketRepository {
     async fn insert(&self, market: &Market) -> Result<(), RepositoryError> {
-        self.outage.check()?;
-        self.check_creator(market)?;
-        let mut markets = self.markets.write().map_err(poisoned)?;
-        match markets.entry(market.id) {
-            Entry::Occupied(_) => Err(RepositoryError::Conflict("id")),
-            Entry::Vacant(slot) => {
-                slot.insert(market.clone());
-                Ok(())
+        self.write(|state| {
+            if state.markets.contains_key(&market.id) {
+                return Err(RepositoryError::Conflict("id"));
             }
-        }
+            check_creator(state, market)?;
+            Arc::make_mut(&mut state.markets).insert(market.id, market.clone());
+            Ok(())
+        })
+        .await
     }
 
     async fn find_by_id(&self, id: MarketId) -> Result<Option<Market>, RepositoryError> {
-        self.outage.check()?;
-        let markets = self.markets.read().map_err(poisoned)?;
-        Ok(markets.get(&id).cloned())
+        self.read(|state| state.markets.get(&id).cloned())
+    }
+
+    async fn find_many(&self, ids: &[MarketId]) -> Result<Vec<Market>, RepositoryError> {
+        let ids: std::collections::BTreeSet<MarketId> = ids.iter().copied().collect();
+        self.read(|state| {
+            ids.iter()
+                .filter_map(|id| state.markets.get(id))
+                .cloned()
+                .collect()
+        })
     }
 
     async fn list(
         &self,
         query: &MarketListQuery,
     ) -> Result<Page<MarketProjection>, RepositoryError> {
-        self.outage.check()?;
-        let markets = self.markets.read().map_err(poisoned)?;
-        let mut matching: Vec<&Market> = markets
-            .values()
-            .filter(|market| matches(&query.filter, market))
-            .collect();
-        matching.sort_by(|a, b| compare(&query.sort, a, b));
-        let total = u64::try_from(matching.len()).unwrap_or(u64::MAX);
-        let offset = usize::try_from(query.page.offset()).unwrap_or(usize::MAX);
-        let limit = usize::try_from(query.page.limit()).unwrap_or(usize::MAX);
-        let items = matching
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|market| MarketProjection::of(market, &query.fields))
-            .collect();
-        Ok(Page {
-            items,
-            total,
-            request: query.page,
+        self.read(|state| {
+            let mut matching: Vec<&Market> = state
+                .markets
+                .values()
+                .filter(|market| matches(&query.filter, market))
+                .collect();
+            matching.sort_by(|a, b| compare(&query.sort, a, b));
+            window(matching, query.page).map(|market| MarketProjection::of(market, &query.fields))
         })
     }
 
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError> {
-        self.outage.check()?;
-        self.check_creator(market)?;
-        let mut markets = self.markets.write().map_err(poisoned)?;
-        let stored = markets
-            .get_mut(&market.id)
-            .ok_or(RepositoryError::NotFound)?;
-        if stored.version != expected_version {
-            return Err(RepositoryError::Stale);
-        }
-        *stored = market.clone();
-        Ok(())
+        self.write(|state| {
+            check_version(state, market.id, expected_version)?;
+            check_creator(state, market)?;
+            Arc::make_mut(&mut state.markets).insert(market.id, market.clone());
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, id: MarketId, expected_version: i64) -> Result<(), RepositoryError> {
-        self.outage.check()?;
-        let mut markets = self.markets.write().map_err(poisoned)?;
-        match markets.entry(id) {
-            Entry::Vacant(_) => Err(RepositoryError::NotFound),
-            Entry::Occupied(stored) if stored.get().version != expected_version => {
-                Err(RepositoryError::Stale)
+        self.write(|state| {
+            check_version(state, id, expected_version)?;
+            if state
+                .positions
+                .values()
+                .any(|position| position.market_id == id)
+            {
+                return Err(RepositoryError::Conflict("positions"));
             }
-            Entry::Occupied(stored) => {
-                stored.remove();
-                Ok(())
-            }
-        }
+            Arc::make_mut(&mut state.markets).remove(&id);
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -705,13 +733,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_poisoned_lock_is_unavailable_not_a_panic() {
-        let repository = std::sync::Arc::new(empty_repository().await);
-        let poisoner = std::sync::Arc::clone(&repository);
-        let _ = std::thread::spawn(move || {
-            let _guard = poisoner.markets.write().expect("not yet poisoned");
-            panic!("poison the lock");
-        })
-        .join();
+        let repository = empty_repository().await;
+        crate::store::testing::poison(repository.scope.shared());
         assert!(matches!(
             repository.list(&MarketListQuery::default()).await,
             Err(RepositoryError::Unavailable(_))
@@ -720,5 +743,96 @@ mod tests {
             repository.delete(id(1), 1).await,
             Err(RepositoryError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn find_many_returns_each_known_market_once() {
+        let repository = repository_with(&[market(1, "One"), market(2, "Two")]).await;
+        let mut found = repository
+            .find_many(&[id(2), id(9), id(1), id(2)])
+            .await
+            .expect("reads");
+        found.sort_by_key(|found| found.id);
+        assert_eq!(found, vec![market(1, "One"), market(2, "Two")]);
+        assert_eq!(repository.find_many(&[]).await.expect("reads"), vec![]);
+    }
+
+    #[tokio::test]
+    async fn an_update_checks_the_version_before_the_creator() {
+        let stored = market(1, "Stored");
+        let repository = repository_with(std::slice::from_ref(&stored)).await;
+        let mut orphaned = stored.clone();
+        orphaned.creator_id = user(9);
+        assert!(matches!(
+            repository.update(&orphaned, 7).await,
+            Err(RepositoryError::Stale)
+        ));
+        let absent_and_orphaned = Market {
+            creator_id: user(9),
+            ..market(2, "Absent")
+        };
+        assert!(matches!(
+            repository.update(&absent_and_orphaned, 1).await,
+            Err(RepositoryError::NotFound)
+        ));
+        assert!(matches!(
+            repository.update(&orphaned, 1).await,
+            Err(RepositoryError::Conflict("creator_id"))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_market_with_positions_is_not_deleted() {
+        use domain::listing::PositionListQuery;
+        use domain::ports::{PositionRepository as _, UserRepository as _};
+        use domain::{Position, PositionId, Side};
+
+        let store = crate::InMemoryStore::new();
+        let creator = crate::store::testing::user(1, 0);
+        store.users().insert(&creator).await.expect("a user");
+        let (doomed, kept) = (
+            Market {
+                creator_id: creator.id,
+                ..market(1, "Doomed")
+            },
+            Market {
+                creator_id: creator.id,
+                ..market(2, "Kept")
+            },
+        );
+        let markets = store.markets();
+        markets.insert(&doomed).await.expect("inserts");
+        markets.insert(&kept).await.expect("inserts");
+        for (n, on) in [(1, &doomed), (2, &kept), (3, &doomed)] {
+            store
+                .positions()
+                .insert(&Position {
+                    id: PositionId::from_uuid(Uuid::from_u128(n)),
+                    market_id: on.id,
+                    user_id: creator.id,
+                    side: Side::Yes,
+                    amount: cents(100),
+                    created_at: start(),
+                })
+                .await
+                .expect("a position");
+        }
+        assert!(matches!(
+            markets.delete(doomed.id, 1).await,
+            Err(RepositoryError::Conflict("positions"))
+        ));
+        let left = store
+            .positions()
+            .list(&PositionListQuery::default())
+            .await
+            .expect("lists");
+        assert_eq!(left.total, 3, "every position is kept");
+        assert!(
+            markets
+                .find_by_id(doomed.id)
+                .await
+                .expect("a read")
+                .is_some()
+        );
     }
 }

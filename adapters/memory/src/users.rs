@@ -1,82 +1,159 @@
 //! `InMemoryUserRepository`: users in a map, with the email uniqueness rule of the SQL schema.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::ports::{RepositoryError, UserRepository};
 use domain::{Email, User, UserId};
 
-use crate::failure::{OutageSwitch, poisoned};
+use crate::failure::OutageSwitch;
+use crate::store::{Scope, State};
 
-#[derive(Debug, Default)]
-struct Users {
-    by_id: HashMap<UserId, User>,
+/// The users table and its unique index on email.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Users {
+    pub(crate) by_id: HashMap<UserId, User>,
     /// The unique index on email. [`Email`] is already normalised to lower case, so exact
     /// comparison is the case-insensitive comparison the contract asks for.
     ids_by_email: HashMap<Email, UserId>,
 }
 
-/// The domain's [`UserRepository`] over a map behind a lock.
+impl Users {
+    pub(crate) fn contains(&self, id: UserId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+}
+
+/// The domain's [`UserRepository`] over the users of an [`crate::InMemoryStore`], or of one of
+/// its transactions.
 ///
-/// `insert` checks email uniqueness first (`Conflict("email")`), then id uniqueness
-/// (`Conflict("id")`), as the port says.
-#[derive(Debug, Default)]
+/// - `insert` checks email uniqueness first (`Conflict("email")`), then id uniqueness
+///   (`Conflict("id")`), as the port says;
+/// - `update` answers `NotFound` for an unknown id before looking at the email (an SQL `UPDATE`
+///   that matches no row never reaches the unique index), then `Conflict("email")` when the new
+///   email belongs to another user;
+/// - `find_many` returns each matching user once, however often its id is repeated.
+#[derive(Debug)]
 pub struct InMemoryUserRepository {
-    users: RwLock<Users>,
+    scope: Scope,
     outage: OutageSwitch,
 }
 
 impl InMemoryUserRepository {
-    /// An empty repository.
+    /// An empty repository over a store of its own (the same as `InMemoryStore::new().users()`,
+    /// without a handle on the rest of the store).
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        Self::in_scope(Scope::standalone())
     }
 
-    /// While `true`, every operation fails with [`RepositoryError::Unavailable`] and changes
-    /// nothing, as a database that cannot be reached would.
+    pub(crate) fn in_scope(scope: Scope) -> Self {
+        Self {
+            scope,
+            outage: OutageSwitch::default(),
+        }
+    }
+
+    /// The scope, for repositories that share this repository's store.
+    pub(crate) const fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// While `true`, every operation of this repository fails with
+    /// [`RepositoryError::Unavailable`] and changes nothing, as a database that cannot be reached
+    /// would. [`crate::InMemoryStore::set_unavailable`] switches the whole store off.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.outage.set(unavailable);
     }
 
-    /// Whether a user has this id: the reference check of [`crate::InMemoryMarketRepository`].
-    pub(crate) fn contains(&self, id: UserId) -> Result<bool, RepositoryError> {
+    fn read<R>(&self, read: impl FnOnce(&Users) -> R) -> Result<R, RepositoryError> {
         self.outage.check()?;
-        Ok(self.users.read().map_err(poisoned)?.by_id.contains_key(&id))
+        self.scope.read(|state| read(&state.users))
+    }
+
+    async fn write(
+        &self,
+        write: impl FnOnce(&mut State) -> Result<(), RepositoryError> + Send,
+    ) -> Result<(), RepositoryError> {
+        self.outage.check()?;
+        self.scope.write(write).await
+    }
+}
+
+impl Default for InMemoryUserRepository {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 #[async_trait]
 impl UserRepository for InMemoryUserRepository {
     async fn insert(&self, user: &User) -> Result<(), RepositoryError> {
-        self.outage.check()?;
-        let mut users = self.users.write().map_err(poisoned)?;
-        if users.ids_by_email.contains_key(&user.email) {
-            return Err(RepositoryError::Conflict("email"));
-        }
-        if users.by_id.contains_key(&user.id) {
-            return Err(RepositoryError::Conflict("id"));
-        }
-        users.ids_by_email.insert(user.email.clone(), user.id);
-        users.by_id.insert(user.id, user.clone());
-        Ok(())
+        self.write(|state| {
+            if state.users.ids_by_email.contains_key(&user.email) {
+                return Err(RepositoryError::Conflict("email"));
+            }
+            if state.users.by_id.contains_key(&user.id) {
+                return Err(RepositoryError::Conflict("id"));
+            }
+            let users = Arc::make_mut(&mut state.users);
+            users.ids_by_email.insert(user.email.clone(), user.id);
+            users.by_id.insert(user.id, user.clone());
+            Ok(())
+        })
+        .await
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError> {
-        self.outage.check()?;
-        let users = self.users.read().map_err(poisoned)?;
-        Ok(users.by_id.get(&id).cloned())
+        self.read(|users| users.by_id.get(&id).cloned())
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
-        self.outage.check()?;
-        let users = self.users.read().map_err(poisoned)?;
-        Ok(users
-            .ids_by_email
-            .get(email)
-            .and_then(|id| users.by_id.get(id))
-            .cloned())
+        self.read(|users| {
+            users
+                .ids_by_email
+                .get(email)
+                .and_then(|id| users.by_id.get(id))
+                .cloned()
+        })
+    }
+
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError> {
+        let ids: BTreeSet<UserId> = ids.iter().copied().collect();
+        self.read(|users| {
+            ids.iter()
+                .filter_map(|id| users.by_id.get(id))
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn update(&self, user: &User) -> Result<(), RepositoryError> {
+        self.write(|state| {
+            let stored = state
+                .users
+                .by_id
+                .get(&user.id)
+                .ok_or(RepositoryError::NotFound)?;
+            let old_email = stored.email.clone();
+            if state
+                .users
+                .ids_by_email
+                .get(&user.email)
+                .is_some_and(|owner| *owner != user.id)
+            {
+                return Err(RepositoryError::Conflict("email"));
+            }
+            let users = Arc::make_mut(&mut state.users);
+            if old_email != user.email {
+                users.ids_by_email.remove(&old_email);
+                users.ids_by_email.insert(user.email.clone(), user.id);
+            }
+            users.by_id.insert(user.id, user.clone());
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -191,13 +268,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_poisoned_lock_is_unavailable_not_a_panic() {
-        let repository = std::sync::Arc::new(InMemoryUserRepository::new());
-        let poisoner = std::sync::Arc::clone(&repository);
-        let _ = std::thread::spawn(move || {
-            let _guard = poisoner.users.write().expect("not yet poisoned");
-            panic!("poison the lock");
-        })
-        .join();
+        let repository = InMemoryUserRepository::new();
+        crate::store::testing::poison(repository.scope().shared());
         assert!(matches!(
             repository
                 .find_by_id(UserId::from_uuid(Uuid::now_v7()))
@@ -208,5 +280,88 @@ mod tests {
             repository.insert(&user("ada@example.com")).await,
             Err(RepositoryError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn find_many_returns_each_known_user_once() {
+        let repository = InMemoryUserRepository::new();
+        let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+        repository.insert(&ada).await.expect("inserts");
+        repository.insert(&bob).await.expect("inserts");
+        let unknown = UserId::from_uuid(Uuid::now_v7());
+        let mut found = repository
+            .find_many(&[bob.id, unknown, ada.id, bob.id])
+            .await
+            .expect("reads");
+        found.sort_by_key(|found| found.id);
+        let mut expected = vec![ada, bob];
+        expected.sort_by_key(|expected| expected.id);
+        assert_eq!(found, expected);
+        assert_eq!(repository.find_many(&[]).await.expect("reads"), vec![]);
+    }
+
+    #[tokio::test]
+    async fn an_update_replaces_the_user_and_moves_the_email() {
+        let repository = InMemoryUserRepository::new();
+        let ada = user("ada@example.com");
+        repository.insert(&ada).await.expect("inserts");
+        let renamed = User {
+            email: Email::parse("lovelace@example.com").expect("valid email"),
+            balance: Amount::from_cents(500).expect("an amount"),
+            ..ada.clone()
+        };
+        repository.update(&renamed).await.expect("updates");
+        assert_eq!(
+            repository.find_by_id(ada.id).await.expect("reads"),
+            Some(renamed.clone())
+        );
+        assert_eq!(
+            repository.find_by_email(&ada.email).await.expect("reads"),
+            None
+        );
+        assert_eq!(
+            repository
+                .find_by_email(&renamed.email)
+                .await
+                .expect("reads"),
+            Some(renamed)
+        );
+        // The old email is free again.
+        repository
+            .insert(&user("ada@example.com"))
+            .await
+            .expect("inserts");
+    }
+
+    #[tokio::test]
+    async fn an_update_needs_an_existing_user_and_a_free_email() {
+        let repository = InMemoryUserRepository::new();
+        let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+        repository.insert(&ada).await.expect("inserts");
+        repository.insert(&bob).await.expect("inserts");
+        // An unknown id is not found, even with a taken email.
+        let stranger = user("bob@example.com");
+        assert!(matches!(
+            repository.update(&stranger).await,
+            Err(RepositoryError::NotFound)
+        ));
+        let thief = User {
+            email: Email::parse("BOB@example.com").expect("valid email"),
+            ..ada.clone()
+        };
+        assert!(matches!(
+            repository.update(&thief).await,
+            Err(RepositoryError::Conflict("email"))
+        ));
+        assert_eq!(
+            repository.find_by_id(ada.id).await.expect("reads"),
+            Some(ada.clone())
+        );
+        assert_eq!(
+            repository.find_by_email(&bob.email).await.expect("reads"),
+            Some(bob)
+        );
+        // Keeping one's own email is no conflict.
+        repository.update(&ada).await.expect("updates");
     }
 }

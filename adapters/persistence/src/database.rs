@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -73,33 +75,57 @@ pub enum ConnectError {
 /// The pools the repositories use: writes (and reads that must see them) go to `writer`; lists
 /// and reads by id go to `reader`, a read replica when one is configured and the writer otherwise.
 ///
-/// Cheap to clone: both are handles on shared pools.
+/// Every statement run on either pool is counted ([`Database::statement_count`]), for query-count
+/// tests and metrics.
+///
+/// Cheap to clone: both are handles on shared pools, and clones share the statement count.
 #[derive(Debug, Clone)]
 pub struct Database {
     writer: DatabaseConnection,
     reader: DatabaseConnection,
     has_replica: bool,
+    statements: Arc<AtomicU64>,
 }
 
 impl Database {
     /// One pool for everything.
+    ///
+    /// Installs the statement counter as the connection's metric callback (replacing any other):
+    /// pass a connection that has not been cloned yet, or statements run through the older clones
+    /// are not counted.
     #[must_use]
-    pub fn new(connection: DatabaseConnection) -> Self {
+    pub fn new(mut connection: DatabaseConnection) -> Self {
+        let statements = Arc::default();
+        count_statements(&mut connection, &statements);
         Self {
             reader: connection.clone(),
             writer: connection,
             has_replica: false,
+            statements,
         }
     }
 
-    /// A primary and a read replica.
+    /// A primary and a read replica, counted together (see [`Database::new`]).
     #[must_use]
-    pub fn with_replica(writer: DatabaseConnection, reader: DatabaseConnection) -> Self {
+    pub fn with_replica(mut writer: DatabaseConnection, mut reader: DatabaseConnection) -> Self {
+        let statements = Arc::default();
+        count_statements(&mut writer, &statements);
+        count_statements(&mut reader, &statements);
         Self {
             writer,
             reader,
             has_replica: true,
+            statements,
         }
+    }
+
+    /// How many statements ran on this database's pools (writer and reader, inside transactions
+    /// or not, failed ones included) since it was built. `BEGIN`, `COMMIT`, `ROLLBACK`,
+    /// savepoints and raw SQL run with `execute_unprepared` (migrations use it) are not counted:
+    /// SeaORM runs them without its metric callback.
+    #[must_use]
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// The primary: for writes, migrations and transactions.
@@ -139,11 +165,20 @@ impl Database {
     }
 }
 
+/// Counts every statement `connection` runs into `statements`.
+fn count_statements(connection: &mut DatabaseConnection, statements: &Arc<AtomicU64>) {
+    let statements = Arc::clone(statements);
+    connection.set_metric_callback(move |_| {
+        statements.fetch_add(1, Ordering::Relaxed);
+    });
+}
+
 /// Opens the pools for `url` (`postgres://…` or `sqlite:…`) and, when given, a read replica at
 /// `replica_url`.
 ///
 /// A SQLite file and its folder are created when missing; every SQLite connection runs in WAL
-/// mode with `foreign_keys=ON`, `synchronous=NORMAL` and the configured `busy_timeout`.
+/// mode with `foreign_keys=ON`, `synchronous=NORMAL` and the configured `busy_timeout`. Every
+/// statement on either pool is counted ([`Database::statement_count`]).
 ///
 /// # Errors
 /// [`ConnectError`] when a URL is not supported or a database cannot be reached.

@@ -1,19 +1,29 @@
-//! SeaORM persistence for PostgreSQL and SQLite: connection pools, migrations, a health probe and
-//! the repositories of the domain's ports. SeaORM models never leave this crate.
+//! SeaORM persistence for PostgreSQL and SQLite: connection pools, migrations, a health probe, the
+//! repositories of the domain's ports, the outbox, idempotency records and the unit of work.
+//! SeaORM models never leave this crate.
 
 mod database;
 mod entity;
 mod error;
 mod health;
+mod idempotency_store;
+mod listing;
 mod mapper;
 mod market_query;
 mod market_repository;
 mod migrations;
+mod outbox;
+mod position_repository;
+mod unit_of_work;
 mod user_repository;
 
 pub use database::{ConnectError, Database, PoolOptions, connect};
 pub use error::CorruptRow;
 pub use health::DatabaseProbe;
+pub use idempotency_store::SeaIdempotencyStore;
 pub use market_repository::SeaMarketRepository;
 pub use migrations::{MigrateError, MigrationStatus, migrate_up, migration_status};
+pub use outbox::SeaOutbox;
+pub use position_repository::SeaPositionRepository;
+pub use unit_of_work::SeaUnitOfWork;
 pub use user_repository::SeaUserRepository;

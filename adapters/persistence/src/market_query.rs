@@ -2,13 +2,12 @@
 //! as the order, `PageRequest` as LIMIT/OFFSET, and only the columns of the `FieldSet`.
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use domain::listing::{
-    MarketFilter, MarketListQuery, MarketSortKey, PageRequest, SearchText, SortDirection,
-};
+use domain::listing::{MarketFilter, MarketListQuery, MarketSortKey, SearchText};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 use sea_orm::{Condition, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
 use crate::entity::markets::{self, Column};
+use crate::listing::{TOTAL, order, window};
 use crate::mapper::market::column;
 
 /// The character that makes the next `%`, `_` or itself literal in a LIKE pattern.
@@ -30,7 +29,7 @@ pub(crate) fn page(query: &MarketListQuery) -> SelectStatement {
 pub(crate) fn count(filter: &MarketFilter) -> SelectStatement {
     markets::Entity::find()
         .select_only()
-        .column_as(Expr::col((markets::Entity, Column::Id)).count(), "total")
+        .column_as(Expr::col((markets::Entity, Column::Id)).count(), TOTAL)
         .filter(condition(filter))
         .into_query()
 }
@@ -129,20 +128,9 @@ const fn sort_column(key: MarketSortKey) -> Column {
     }
 }
 
-const fn order(direction: SortDirection) -> Order {
-    match direction {
-        SortDirection::Ascending => Order::Asc,
-        SortDirection::Descending => Order::Desc,
-    }
-}
-
-fn window<S: QuerySelect>(select: S, page: PageRequest) -> S {
-    select.limit(page.limit()).offset(page.offset())
-}
-
 #[cfg(test)]
 mod tests {
-    use domain::listing::{FieldSet, MarketSort};
+    use domain::listing::{FieldSet, MarketSort, PageRequest};
     use sea_orm::{DbBackend, Value};
 
     use super::*;

@@ -2,30 +2,61 @@
 //! concurrency on `version`.
 
 use async_trait::async_trait;
-use domain::listing::{MarketListQuery, MarketProjection, Page, PageRequest};
-use domain::ports::{MarketRepository, RepositoryError};
+use domain::listing::{MarketListQuery, MarketProjection, Page};
+use domain::ports::{MAX_BATCH, MarketRepository, RepositoryError};
 use domain::{Market, MarketId};
 use sea_orm::ActiveValue::NotSet;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    SqlErr,
+};
 use uuid::Uuid;
 
 use crate::database::Database;
 use crate::entity::markets::{self, Column};
 use crate::error::unavailable;
+use crate::listing::{self, total_from_page};
 use crate::mapper::market::{to_active_model, to_domain, to_projection};
 use crate::market_query;
 
-/// Markets in PostgreSQL or SQLite. Lists go to the read replica when there is one; reads by id
-/// stay on the primary, because changes read-then-write with optimistic concurrency (ADR 0004).
+/// Markets in PostgreSQL or SQLite.
+///
+/// Built with [`SeaMarketRepository::new`], `list` and `find_many` read from the read replica
+/// when there is one; built with [`SeaMarketRepository::on_primary`] they read from the primary,
+/// for a caller that must see its own recent writes. Either way `find_by_id` stays on the primary,
+/// because changes read-then-write with optimistic concurrency, and writes go to the primary
+/// (ADR 0004).
 #[derive(Debug, Clone)]
 pub struct SeaMarketRepository {
     database: Database,
+    lists_on_primary: bool,
 }
 
 impl SeaMarketRepository {
+    /// Lists (and `find_many`) on the replica, when there is one.
     #[must_use]
     pub fn new(database: Database) -> Self {
-        Self { database }
+        Self {
+            database,
+            lists_on_primary: false,
+        }
+    }
+
+    /// Lists (and `find_many`) on the primary: read-your-own-writes.
+    #[must_use]
+    pub fn on_primary(database: Database) -> Self {
+        Self {
+            database,
+            lists_on_primary: true,
+        }
+    }
+
+    fn lists(&self) -> &DatabaseConnection {
+        if self.lists_on_primary {
+            self.database.writer()
+        } else {
+            self.database.reader()
+        }
     }
 }
 
@@ -39,11 +70,15 @@ impl MarketRepository for SeaMarketRepository {
         find_by_id(self.database.writer(), id).await
     }
 
+    async fn find_many(&self, ids: &[MarketId]) -> Result<Vec<Market>, RepositoryError> {
+        find_many(self.lists(), ids).await
+    }
+
     async fn list(
         &self,
         query: &MarketListQuery,
     ) -> Result<Page<MarketProjection>, RepositoryError> {
-        list(self.database.reader(), query).await
+        list(self.lists(), query).await
     }
 
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError> {
@@ -79,6 +114,26 @@ pub(crate) async fn find_by_id<C: ConnectionTrait>(
     Ok(row.map(to_domain).transpose()?)
 }
 
+/// The markets with these ids, read on `connection`: one `WHERE id IN (...)` query per
+/// [`MAX_BATCH`] ids (so one query for any input the port allows), none for no ids.
+pub(crate) async fn find_many<C: ConnectionTrait>(
+    connection: &C,
+    ids: &[MarketId],
+) -> Result<Vec<Market>, RepositoryError> {
+    let mut markets = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_BATCH) {
+        let rows = markets::Entity::find()
+            .filter(Column::Id.is_in(chunk.iter().map(MarketId::as_uuid)))
+            .all(connection)
+            .await
+            .map_err(unavailable)?;
+        for row in rows {
+            markets.push(to_domain(row)?);
+        }
+    }
+    Ok(markets)
+}
+
 /// One page of a listing and the number of matches, read on `connection`.
 pub(crate) async fn list<C: ConnectionTrait>(
     connection: &C,
@@ -94,36 +149,13 @@ pub(crate) async fn list<C: ConnectionTrait>(
         .collect::<Result<Vec<_>, _>>()?;
     let total = match total_from_page(query.page, items.len()) {
         Some(total) => total,
-        None => count(connection, query).await?,
+        None => listing::count(connection, &market_query::count(&query.filter)).await?,
     };
     Ok(Page {
         items,
         total,
         request: query.page,
     })
-}
-
-/// The total when the page itself shows it: a page that is not full is the last one, unless it
-/// is empty past the first (the offset may be beyond the end).
-fn total_from_page(page: PageRequest, items: usize) -> Option<u64> {
-    let items = u64::try_from(items).ok()?;
-    let last_page = items < page.limit() && (items > 0 || page.offset() == 0);
-    last_page.then(|| page.offset() + items)
-}
-
-async fn count<C: ConnectionTrait>(
-    connection: &C,
-    query: &MarketListQuery,
-) -> Result<u64, RepositoryError> {
-    let row = connection
-        .query_one(&market_query::count(&query.filter))
-        .await
-        .map_err(unavailable)?;
-    let total: i64 = match row {
-        Some(row) => row.try_get("", "total").map_err(unavailable)?,
-        None => 0,
-    };
-    Ok(u64::try_from(total).unwrap_or_default())
 }
 
 /// Replaces the stored market if its version is still `expected_version`.
@@ -159,7 +191,13 @@ pub(crate) async fn delete<C: ConnectionTrait>(
         .filter(Column::Version.eq(expected_version))
         .exec(connection)
         .await
-        .map_err(unavailable)?;
+        .map_err(|error| match error.sql_err() {
+            // The only reference to a market is a position's.
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                RepositoryError::Conflict("positions")
+            }
+            _ => unavailable(error),
+        })?;
     if result.rows_affected > 0 {
         Ok(())
     } else {

@@ -90,7 +90,8 @@ async fn migrations(database: &Database) {
         before.pending,
         [
             "m20261122_000001_create_users",
-            "m20261122_000002_create_markets"
+            "m20261122_000002_create_markets",
+            "m20261122_000003_create_positions_outbox_idempotency",
         ]
     );
     migrate_up(database).await.expect("migrates");

@@ -1,20 +1,32 @@
-//! Replace or update a market, under the market policy and optimistic concurrency.
+//! Replace or update a market, under the market policy, `If-Match`, and a row lock; the change and
+//! its event commit together.
 
 use domain::access::AccessDenied;
 use domain::market::{MarketChanges, MarketDraft, MarketError};
 use domain::ports::RepositoryError;
-use domain::{Actor, Market, MarketAction, MarketId};
+use domain::{Actor, DomainEvent, Market, MarketAction, MarketId};
 
 use crate::{Unavailable, UseCases};
 
 /// What the client believes the current version is (`If-Match`), if it said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precondition {
-    /// No `If-Match`: a change that loses a race is re-read and re-applied.
+    /// No `If-Match`: the change applies to whatever version is current when the row is locked.
     #[default]
     None,
     /// `If-Match`: the change applies only to this version.
     Version(i64),
+}
+
+impl Precondition {
+    /// Whether a market at `version` meets the precondition.
+    #[must_use]
+    pub const fn holds_for(self, version: i64) -> bool {
+        match self {
+            Self::None => true,
+            Self::Version(expected) => expected == version,
+        }
+    }
 }
 
 /// Why a market could not be changed.
@@ -27,7 +39,7 @@ pub enum ChangeMarketError {
     /// `If-Match` named a version that is not the current one.
     #[error("the market has changed since version {expected}")]
     PreconditionFailed { expected: i64 },
-    /// Concurrent changes kept winning the race; the client may try again.
+    /// The stored market changed under the lock (a store that does not honour locks).
     #[error("the market is being changed concurrently; try again")]
     Contended,
     #[error(transparent)]
@@ -57,11 +69,12 @@ impl UseCases {
         .await
     }
 
-    /// Applies a partial change (`PATCH`), including moves through the lifecycle.
+    /// Applies a partial change (`PATCH`), including moves through the lifecycle, and records
+    /// `MarketUpdated` or `MarketStatusChanged` in the same transaction.
     ///
-    /// Content edits need [`MarketAction::Update`], status changes [`MarketAction::ChangeStatus`];
-    /// both are checked against the market as stored. Without a precondition, a lost race is
-    /// retried on the fresh version up to the configured number of times.
+    /// The market is locked for the transaction, so concurrent changes apply one after the other
+    /// and none is lost. Content edits need [`MarketAction::Update`], status changes
+    /// [`MarketAction::ChangeStatus`], both checked against the locked market.
     ///
     /// # Errors
     /// See [`ChangeMarketError`].
@@ -73,40 +86,52 @@ impl UseCases {
         precondition: Precondition,
     ) -> Result<Market, ChangeMarketError> {
         let deps = self.deps();
-        for _ in 0..=self.settings.optimistic_retries {
-            let mut market = deps
-                .markets
-                .find_by_id(id)
-                .await
-                .map_err(Unavailable::from)?
-                .ok_or(ChangeMarketError::NotFound)?;
-            if changes.edits_content() {
-                actor.may(MarketAction::Update, &market)?;
-            }
-            if changes.status.is_some() {
-                actor.may(MarketAction::ChangeStatus, &market)?;
-            }
-            if let Precondition::Version(expected) = precondition
-                && expected != market.version
-            {
-                return Err(ChangeMarketError::PreconditionFailed { expected });
-            }
-            let read_version = market.version;
-            market.apply(changes.clone(), deps.clock.now())?;
-            match deps.markets.update(&market, read_version).await {
-                Ok(()) => {
-                    tracing::info!(market_id = %id, version = market.version, "market changed");
-                    return Ok(market);
-                }
-                Err(RepositoryError::NotFound) => return Err(ChangeMarketError::NotFound),
-                Err(RepositoryError::Stale) => {
-                    if let Precondition::Version(expected) = precondition {
-                        return Err(ChangeMarketError::PreconditionFailed { expected });
-                    }
-                }
-                Err(other) => return Err(Unavailable::from(other).into()),
-            }
+        let transaction = deps.unit_of_work.begin().await.map_err(Unavailable::from)?;
+        let mut market = transaction
+            .lock_market(id)
+            .await
+            .map_err(Unavailable::from)?
+            .ok_or(ChangeMarketError::NotFound)?;
+        if changes.edits_content() {
+            actor.may(MarketAction::Update, &market)?;
         }
-        Err(ChangeMarketError::Contended)
+        if changes.status.is_some() {
+            actor.may(MarketAction::ChangeStatus, &market)?;
+        }
+        if let Precondition::Version(expected) = precondition
+            && !precondition.holds_for(market.version)
+        {
+            return Err(ChangeMarketError::PreconditionFailed { expected });
+        }
+        let read_version = market.version;
+        let status_change = changes.status;
+        market.apply(changes, deps.clock.now())?;
+        match transaction.markets().update(&market, read_version).await {
+            Ok(()) => {}
+            Err(RepositoryError::NotFound) => return Err(ChangeMarketError::NotFound),
+            Err(RepositoryError::Stale) => return Err(ChangeMarketError::Contended),
+            Err(other) => return Err(Unavailable::from(other).into()),
+        }
+        let event = match status_change {
+            Some(change) => DomainEvent::MarketStatusChanged {
+                market_id: id,
+                status: change.status,
+                outcome: change.outcome,
+                version: market.version,
+            },
+            None => DomainEvent::MarketUpdated {
+                market_id: id,
+                version: market.version,
+            },
+        };
+        transaction
+            .outbox()
+            .record(&self.event(event))
+            .await
+            .map_err(Unavailable::from)?;
+        transaction.commit().await.map_err(Unavailable::from)?;
+        self.wrote(actor);
+        tracing::info!(market_id = %id, version = market.version, "market changed");
+        Ok(market)
     }
 }

@@ -1,8 +1,9 @@
-//! Delete market: by its owner while nobody has staked on it, or by an admin.
+//! Delete market: by its owner while nobody has staked on it, or by an admin; never a market with
+//! positions (cancel it instead).
 
 use domain::access::AccessDenied;
 use domain::ports::RepositoryError;
-use domain::{Actor, MarketAction, MarketId};
+use domain::{Actor, DomainEvent, MarketAction, MarketId};
 
 use crate::markets::Precondition;
 use crate::{Unavailable, UseCases};
@@ -16,6 +17,9 @@ pub enum DeleteMarketError {
     Forbidden(#[from] AccessDenied),
     #[error("the market has changed since version {expected}")]
     PreconditionFailed { expected: i64 },
+    /// Positions hold money on it: it can be cancelled, not deleted.
+    #[error("a market with positions cannot be deleted; cancel it instead")]
+    HasPositions,
     #[error("the market is being changed concurrently; try again")]
     Contended,
     #[error(transparent)]
@@ -23,8 +27,7 @@ pub enum DeleteMarketError {
 }
 
 impl UseCases {
-    /// Deletes a market the actor may delete. The policy is checked against the version that is
-    /// deleted: if the market changes in between (say, someone stakes on it), the check runs again.
+    /// Deletes a market the actor may delete, under a row lock, and records `MarketDeleted`.
     ///
     /// # Errors
     /// See [`DeleteMarketError`].
@@ -35,33 +38,38 @@ impl UseCases {
         precondition: Precondition,
     ) -> Result<(), DeleteMarketError> {
         let deps = self.deps();
-        for _ in 0..=self.settings.optimistic_retries {
-            let market = deps
-                .markets
-                .find_by_id(id)
-                .await
-                .map_err(Unavailable::from)?
-                .ok_or(DeleteMarketError::NotFound)?;
-            actor.may(MarketAction::Delete, &market)?;
-            if let Precondition::Version(expected) = precondition
-                && expected != market.version
-            {
-                return Err(DeleteMarketError::PreconditionFailed { expected });
-            }
-            match deps.markets.delete(id, market.version).await {
-                Ok(()) => {
-                    tracing::info!(market_id = %id, by = %actor.user_id, "market deleted");
-                    return Ok(());
-                }
-                Err(RepositoryError::NotFound) => return Err(DeleteMarketError::NotFound),
-                Err(RepositoryError::Stale) => {
-                    if let Precondition::Version(expected) = precondition {
-                        return Err(DeleteMarketError::PreconditionFailed { expected });
-                    }
-                }
-                Err(other) => return Err(Unavailable::from(other).into()),
-            }
+        let transaction = deps.unit_of_work.begin().await.map_err(Unavailable::from)?;
+        let market = transaction
+            .lock_market(id)
+            .await
+            .map_err(Unavailable::from)?
+            .ok_or(DeleteMarketError::NotFound)?;
+        actor.may(MarketAction::Delete, &market)?;
+        if let Precondition::Version(expected) = precondition
+            && !precondition.holds_for(market.version)
+        {
+            return Err(DeleteMarketError::PreconditionFailed { expected });
         }
-        Err(DeleteMarketError::Contended)
+        if market.has_positions() {
+            return Err(DeleteMarketError::HasPositions);
+        }
+        match transaction.markets().delete(id, market.version).await {
+            Ok(()) => {}
+            Err(RepositoryError::NotFound) => return Err(DeleteMarketError::NotFound),
+            Err(RepositoryError::Stale) => return Err(DeleteMarketError::Contended),
+            Err(RepositoryError::Conflict("positions")) => {
+                return Err(DeleteMarketError::HasPositions);
+            }
+            Err(other) => return Err(Unavailable::from(other).into()),
+        }
+        transaction
+            .outbox()
+            .record(&self.event(DomainEvent::MarketDeleted { market_id: id }))
+            .await
+            .map_err(Unavailable::from)?;
+        transaction.commit().await.map_err(Unavailable::from)?;
+        self.wrote(actor);
+        tracing::info!(market_id = %id, by = %actor.user_id, "market deleted");
+        Ok(())
     }
 }

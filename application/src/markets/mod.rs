@@ -7,7 +7,7 @@ mod get_market;
 mod list_markets;
 
 pub use change_market::{ChangeMarketError, Precondition};
-pub use create_market::CreateMarketError;
+pub use create_market::{CreateMarketError, CreatedMarket, InitialPosition};
 pub use delete_market::DeleteMarketError;
 pub use get_market::GetMarketError;
-pub use list_markets::ListMarketsError;
+pub use list_markets::{ListMarketsError, MarketList};

@@ -1,8 +1,9 @@
 //! Register: create an account with role `user` and the starting balance.
 
 use domain::ports::RepositoryError;
-use domain::{DisplayName, Email, Password, Role, User, UserId};
+use domain::{DisplayName, DomainEvent, Email, Password, Role, User, UserId};
 
+use crate::idempotency::{self, IdempotencyError, Idempotent, Replayable};
 use crate::{Unavailable, UseCases};
 
 /// A validated registration request.
@@ -20,16 +21,32 @@ pub enum RegisterError {
     #[error("an account with this email already exists")]
     EmailTaken,
     #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
 
 impl UseCases {
-    /// Creates a user with role `user` and the configured starting balance.
+    /// Creates a user with role `user` and the configured starting balance, and records
+    /// `UserRegistered`, in one transaction.
     ///
     /// # Errors
-    /// [`RegisterError::EmailTaken`] when the email is registered, [`RegisterError::Unavailable`]
-    /// when hashing or storage fails.
-    pub async fn register(&self, registration: Registration) -> Result<User, RegisterError> {
+    /// [`RegisterError::EmailTaken`] when the email is registered, [`RegisterError::Idempotency`]
+    /// for a reused or busy key, [`RegisterError::Unavailable`] when hashing or storage fails.
+    pub async fn register(
+        &self,
+        registration: Registration,
+        idempotency: Option<&Idempotent<'_, User>>,
+    ) -> Result<Replayable<User>, RegisterError> {
+        self.idempotently(idempotency, self.register_once(registration, idempotency))
+            .await
+    }
+
+    async fn register_once(
+        &self,
+        registration: Registration,
+        idempotency: Option<&Idempotent<'_, User>>,
+    ) -> Result<User, RegisterError> {
         let deps = self.deps();
         let password_hash = deps
             .hasher
@@ -48,13 +65,20 @@ impl UseCases {
             created_at: now,
             updated_at: now,
         };
-        match deps.users.insert(&user).await {
-            Ok(()) => {
-                tracing::info!(user_id = %user.id, "user registered");
-                Ok(user)
-            }
-            Err(RepositoryError::Conflict(_)) => Err(RegisterError::EmailTaken),
-            Err(other) => Err(Unavailable::from(other).into()),
+        let transaction = deps.unit_of_work.begin().await.map_err(Unavailable::from)?;
+        match transaction.users().insert(&user).await {
+            Ok(()) => {}
+            Err(RepositoryError::Conflict("email")) => return Err(RegisterError::EmailTaken),
+            Err(other) => return Err(Unavailable::from(other).into()),
         }
+        transaction
+            .outbox()
+            .record(&self.event(DomainEvent::UserRegistered { user_id: user.id }))
+            .await
+            .map_err(Unavailable::from)?;
+        idempotency::complete(idempotency, transaction.as_ref(), &user).await?;
+        transaction.commit().await.map_err(Unavailable::from)?;
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user)
     }
 }

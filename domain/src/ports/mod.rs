@@ -6,17 +6,22 @@
 mod repository;
 mod security;
 mod system;
+mod unit_of_work;
 
-pub use repository::{MarketRepository, RepositoryError, UserRepository};
+pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
 pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
-pub use system::{Clock, HealthProbe, IdGenerator, ProbeError};
+pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};
+pub use unit_of_work::{
+    Claim, ClaimRequest, IdempotencyScope, IdempotencyStore, Outbox, PositionRepository,
+    StoredEvent, StoredResponse, Transaction, UnitOfWork,
+};
 
 #[cfg(feature = "mocks")]
 pub use repository::{MockMarketRepository, MockUserRepository};
 #[cfg(feature = "mocks")]
 pub use security::{MockPasswordHasher, MockTokenIssuer};
 #[cfg(feature = "mocks")]
-pub use system::{MockClock, MockIdGenerator};
+pub use system::{MockClock, MockIdGenerator, MockRecentWrites};
 
 /// The cause of an infrastructure failure, kept for logs and never shown to clients.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -55,7 +55,26 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError>;
+
+    /// The users with these ids, in one query, in no particular order; unknown ids are left out.
+    /// At most [`MAX_BATCH`] ids.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError>;
+
+    /// Replaces the stored user with `user`, stored exactly as given. Callers that must not lose a
+    /// concurrent change hold the row with [`crate::ports::Transaction::lock_user`].
+    ///
+    /// # Errors
+    /// - [`RepositoryError::NotFound`] when no user has this id;
+    /// - [`RepositoryError::Conflict`]`("email")` when the new email belongs to another user;
+    /// - [`RepositoryError::Unavailable`] when the store fails.
+    async fn update(&self, user: &User) -> Result<(), RepositoryError>;
 }
+
+/// The most ids a `find_many` accepts (one list page at the most, with room to spare).
+pub const MAX_BATCH: usize = 1_000;
 
 /// Markets: one by id, lists, and changes guarded by optimistic concurrency.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -74,6 +93,13 @@ pub trait MarketRepository: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn find_by_id(&self, id: MarketId) -> Result<Option<Market>, RepositoryError>;
+
+    /// The markets with these ids, in one query, in no particular order; unknown ids are left
+    /// out. At most [`MAX_BATCH`] ids.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find_many(&self, ids: &[MarketId]) -> Result<Vec<Market>, RepositoryError>;
 
     /// One page of the markets matching `query.filter`, in `query.sort` order with ties broken by
     /// id ascending, holding only `query.fields`, and the total number of matches.
@@ -99,11 +125,13 @@ pub trait MarketRepository: Send + Sync {
     /// - [`RepositoryError::Unavailable`] when the store fails.
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError>;
 
-    /// Deletes the market if its stored `version` is still `expected_version`.
+    /// Deletes the market if its stored `version` is still `expected_version`. A market that
+    /// positions refer to is never deleted (they hold money).
     ///
     /// # Errors
     /// - [`RepositoryError::NotFound`] when no market has this id;
     /// - [`RepositoryError::Stale`] when its version is no longer `expected_version`;
+    /// - [`RepositoryError::Conflict`]`("positions")` when positions refer to it;
     /// - [`RepositoryError::Unavailable`] when the store fails.
     async fn delete(&self, id: MarketId, expected_version: i64) -> Result<(), RepositoryError>;
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::BoxError;
+use crate::id::UserId;
 
 /// The current time. Implementations MUST return UTC truncated to whole microseconds, the
 /// precision every supported database keeps, so that a value reads back exactly as written.
@@ -18,6 +19,19 @@ pub trait Clock: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait IdGenerator: Send + Sync {
     fn next_id(&self) -> Uuid;
+}
+
+/// Who wrote what when, so that their next reads can go to the primary database instead of a
+/// replica that may lag (read-your-own-writes).
+///
+/// Implementations MUST be cheap (called on every read of a list) and MUST bound their memory.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait RecentWrites: Send + Sync {
+    /// `caller` committed a write at `at`.
+    fn record(&self, caller: UserId, at: DateTime<Utc>);
+
+    /// Whether `caller` committed a write at or after `since`.
+    fn wrote_since(&self, caller: UserId, since: DateTime<Utc>) -> bool;
 }
 
 /// A dependency is not ready.

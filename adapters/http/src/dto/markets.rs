@@ -54,6 +54,63 @@ impl MarketContentRequest {
     }
 }
 
+/// `POST /api/v1/markets`: what a market says, and optionally its creator's first position
+/// (created together or not at all).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMarketRequest {
+    /// The question, 3 to 200 characters.
+    #[garde(custom(parses(MarketName::parse)))]
+    #[schema(
+        example = "Will it rain in Paris on 2027-01-01?",
+        min_length = 3,
+        max_length = 200
+    )]
+    pub name: String,
+    /// Up to 5,000 characters.
+    #[garde(custom(parses_if_present(MarketDescription::parse)))]
+    #[serde(default)]
+    #[schema(max_length = 5000)]
+    pub description: Option<String>,
+    /// A slug: lower-case letters, digits and `-`, 1 to 50 characters.
+    #[garde(custom(parses(Category::parse)))]
+    #[schema(example = "weather", max_length = 50)]
+    pub category: String,
+    /// When trading ends (RFC 3339); must be in the future.
+    #[garde(skip)]
+    pub end_date: DateTime<Utc>,
+    /// The creator's own first position.
+    #[garde(dive)]
+    #[serde(default)]
+    pub initial_position: Option<super::positions::OpenPositionRequest>,
+}
+
+impl CreateMarketRequest {
+    pub fn into_parts(
+        self,
+    ) -> Result<(MarketDraft, Option<application::markets::InitialPosition>), ApiError> {
+        let initial = self
+            .initial_position
+            .map(|position| {
+                position
+                    .into_order()
+                    .map(|order| application::markets::InitialPosition {
+                        side: order.side,
+                        stake: order.stake,
+                    })
+            })
+            .transpose()?;
+        let draft = MarketContentRequest {
+            name: self.name,
+            description: self.description,
+            category: self.category,
+            end_date: self.end_date,
+        }
+        .into_draft()?;
+        Ok((draft, initial))
+    }
+}
+
 /// `PATCH /api/v1/markets/{id}`: any subset of fields. `status` (with `outcome` when resolving)
 /// needs a moderator or admin.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -109,10 +166,10 @@ impl MarketPatchRequest {
 
 /// Invalid fields found so far, so that one response reports all of them.
 #[derive(Default)]
-struct Problems(Vec<FieldError>);
+pub(crate) struct Problems(Vec<FieldError>);
 
 impl Problems {
-    fn push(&mut self, field: &str, message: impl std::fmt::Display) {
+    pub(crate) fn push(&mut self, field: &str, message: impl std::fmt::Display) {
         self.0.push(FieldError {
             field: field.to_owned(),
             message: message.to_string(),
@@ -120,7 +177,7 @@ impl Problems {
     }
 
     /// Parses an optional value, noting a failure under `field`.
-    fn take<T, E: std::fmt::Display>(
+    pub(crate) fn take<T, E: std::fmt::Display>(
         &mut self,
         field: &str,
         value: Option<&str>,
@@ -135,11 +192,11 @@ impl Problems {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    fn into_result<T>(self, value: T) -> Result<T, ApiError> {
+    pub(crate) fn into_result<T>(self, value: T) -> Result<T, ApiError> {
         if self.0.is_empty() {
             Ok(value)
         } else {
@@ -148,7 +205,7 @@ impl Problems {
     }
 }
 
-fn whole_number(text: &str) -> Result<u64, &'static str> {
+pub(crate) fn whole_number(text: &str) -> Result<u64, &'static str> {
     text.parse().map_err(|_| "must be a whole number")
 }
 
@@ -204,6 +261,9 @@ pub struct MarketResponse {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// The creator's public profile, with `include=creator`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creator: Option<super::users::UserResponse>,
 }
 
 impl From<MarketProjection> for MarketResponse {
@@ -226,6 +286,7 @@ impl From<MarketProjection> for MarketResponse {
             version: market.version,
             created_at: market.created_at,
             updated_at: market.updated_at,
+            creator: None,
         }
     }
 }
@@ -265,12 +326,22 @@ pub struct MarketListParams {
     pub end_after: Option<String>,
     /// Case-insensitive text in the name or description, 1 to 100 characters.
     pub q: Option<String>,
+    /// `creator`: each market's creator, loaded with one more query whatever the page size.
+    pub include: Option<String>,
 }
 
 impl MarketListParams {
-    /// Parses every parameter, reporting every invalid one at once.
-    pub fn into_query(self) -> Result<MarketListQuery, ApiError> {
+    /// Parses every parameter, reporting every invalid one at once; also whether the creators
+    /// are to be included.
+    pub fn into_query(self) -> Result<(MarketListQuery, bool), ApiError> {
         let mut problems = Problems::default();
+        let include_creator = problems
+            .take("include", self.include.as_deref(), |t| {
+                (t == "creator")
+                    .then_some(true)
+                    .ok_or("the only inclusion is 'creator'")
+            })
+            .unwrap_or(false);
         let limit = problems.take("limit", self.limit.as_deref(), whole_number);
         let offset = problems.take("offset", self.offset.as_deref(), whole_number);
         let page_number = problems.take("page", self.page.as_deref(), whole_number);
@@ -297,12 +368,12 @@ impl MarketListParams {
                 .take("fields", self.fields.as_deref(), FieldSet::parse)
                 .unwrap_or_default(),
         };
-        problems.into_result(query)
+        problems.into_result((query, include_creator))
     }
 }
 
 /// The page window from `limit` and either `offset` or `page`.
-fn window(
+pub(crate) fn window(
     limit: Option<u64>,
     offset: Option<u64>,
     page: Option<u64>,

@@ -2,6 +2,7 @@
 //! `garde` on the way in (the rules themselves are the domain's `parse` functions).
 
 pub mod markets;
+pub mod positions;
 pub mod users;
 
 use std::fmt::Display;

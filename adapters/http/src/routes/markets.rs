@@ -1,17 +1,25 @@
 //! `/api/v1/markets`: the markets resource.
 
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, EntityTag, IfNoneMatch};
 use actix_web::{HttpRequest, HttpResponse, web};
+use application::idempotency::{Idempotent, Replayable};
+use application::markets::CreatedMarket;
+use domain::ports::StoredResponse;
 use domain::{Market, MarketId};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::dto::markets::{
-    MarketContentRequest, MarketListParams, MarketPatchRequest, MarketResponse,
+    CreateMarketRequest, MarketContentRequest, MarketListParams, MarketPatchRequest, MarketResponse,
 };
+use crate::dto::users::UserResponse;
 use crate::envelope::{Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AuthUser, IfMatch, ValidJson, entity_tag};
+use crate::extract::{AuthUser, IdempotencyKey, IfMatch, MaybeAuthUser, ValidJson, entity_tag};
+use crate::idempotency;
 
 /// The response for one market, with its `ETag`.
 fn market_response(mut response: actix_web::HttpResponseBuilder, market: &Market) -> HttpResponse {
@@ -20,34 +28,65 @@ fn market_response(mut response: actix_web::HttpResponseBuilder, market: &Market
         .json(Envelope::of(MarketResponse::from(market)))
 }
 
-/// List markets: filter, sort, paginate, choose fields.
+/// The 201 of a new market, rendered once (for the client and for idempotent replays).
+fn created(created: &CreatedMarket) -> StoredResponse {
+    let market = &created.market;
+    idempotency::render_json(
+        StatusCode::CREATED,
+        vec![
+            (
+                header::LOCATION.to_string(),
+                format!("/api/v1/markets/{}", market.id),
+            ),
+            (header::ETAG.to_string(), entity_tag(market.version)),
+        ],
+        &Envelope::of(MarketResponse::from(market)),
+    )
+}
+
+/// List markets: filter, sort, paginate, choose fields, include creators.
 #[utoipa::path(
     get, path = "/api/v1/markets", tag = "markets",
     params(MarketListParams),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "A page of markets", body = ListEnvelope<MarketResponse>),
         (status = 400, description = "`validation_failed` (bad parameter values, unknown sort field, page size out of range) or `malformed_request` (unknown or repeated parameter)", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired` when a bad token is sent", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn list_markets(
     state: web::Data<AppState>,
     params: web::Query<MarketListParams>,
+    MaybeAuthUser(viewer): MaybeAuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.into_inner().into_query()?;
-    let page = state.use_cases.list_markets(&query).await?;
-    let page = domain::Page {
-        items: page.items.into_iter().map(MarketResponse::from).collect(),
-        total: page.total,
-        request: page.request,
-    };
+    let (query, include_creator) = params.into_inner().into_query()?;
+    let list = state
+        .use_cases
+        .list_markets(&query, include_creator, viewer.as_ref())
+        .await?;
+    let creators: HashMap<_, _> = list.creators.iter().map(|user| (user.id, user)).collect();
+    let page = list.page.map(|market| {
+        let creator = market
+            .creator_id
+            .filter(|_| include_creator)
+            .and_then(|id| creators.get(&id))
+            .map(|user| UserResponse::of(user, None));
+        MarketResponse {
+            creator,
+            ..MarketResponse::from(market)
+        }
+    });
     Ok(HttpResponse::Ok().json(ListEnvelope::of(page)))
 }
 
-/// Create a market (needs the `write` permission).
+/// Create a market (needs the `write` permission), optionally with the creator's first position:
+/// both are created or neither.
 #[utoipa::path(
     post, path = "/api/v1/markets", tag = "markets",
-    request_body = MarketContentRequest,
+    request_body = CreateMarketRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body replay the first response")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created; `Location` names it", body = Envelope<MarketResponse>,
@@ -55,6 +94,8 @@ pub async fn list_markets(
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 409, description = "`insufficient_balance` for the initial position; `idempotency_in_progress`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
@@ -63,15 +104,23 @@ pub async fn list_markets(
 pub async fn create_market(
     state: web::Data<AppState>,
     AuthUser(actor): AuthUser,
-    ValidJson(body): ValidJson<MarketContentRequest>,
+    key: IdempotencyKey,
+    json: ValidJson<CreateMarketRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = state
+    let request = idempotency::request(key, Some(&actor), "POST /api/v1/markets", &json.digest);
+    let idempotent = request.as_ref().map(|request| Idempotent {
+        request,
+        render: &created,
+    });
+    let (draft, initial) = json.body.into_parts()?;
+    let outcome = state
         .use_cases
-        .create_market(&actor, body.into_draft()?)
+        .create_market(&actor, draft, initial, idempotent.as_ref())
         .await?;
-    let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, format!("/api/v1/markets/{}", market.id)));
-    Ok(market_response(response, &market))
+    Ok(match outcome {
+        Replayable::Done(market) => idempotency::respond(created(&market), false),
+        Replayable::Replay(stored) => idempotency::respond(stored, true),
+    })
 }
 
 /// One market, with an `ETag`; `If-None-Match` answers 304 when unchanged.
@@ -134,8 +183,9 @@ pub async fn replace_market(
     AuthUser(actor): AuthUser,
     id: web::Path<Uuid>,
     IfMatch(precondition): IfMatch,
-    ValidJson(body): ValidJson<MarketContentRequest>,
+    json: ValidJson<MarketContentRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = json.body;
     let market = state
         .use_cases
         .replace_market(
@@ -174,8 +224,9 @@ pub async fn update_market(
     AuthUser(actor): AuthUser,
     id: web::Path<Uuid>,
     IfMatch(precondition): IfMatch,
-    ValidJson(body): ValidJson<MarketPatchRequest>,
+    json: ValidJson<MarketPatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = json.body;
     let market = state
         .use_cases
         .update_market(
@@ -200,7 +251,7 @@ pub async fn update_market(
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the market has positions (cancel it instead)", body = ErrorBody),
         (status = 412, description = "`precondition_failed`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )

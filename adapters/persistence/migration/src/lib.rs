@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_markets;
+mod m20261122_000003_create_positions_outbox_idempotency;
 
 /// Every migration of the service, oldest first. Names come from the file names.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_markets::Migration),
+            Box::new(m20261122_000003_create_positions_outbox_idempotency::Migration),
         ]
     }
 }

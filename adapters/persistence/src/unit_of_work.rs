@@ -1,0 +1,320 @@
+//! `SeaUnitOfWork`: transactions on the primary, with every repository bound to them.
+
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::listing::{MarketListQuery, MarketProjection, Page, PositionListQuery};
+use domain::ports::{
+    Claim, ClaimRequest, IdempotencyScope, IdempotencyStore, MarketRepository, Outbox,
+    PositionRepository, RepositoryError, StoredEvent, StoredResponse, Transaction, UnitOfWork,
+    UserRepository,
+};
+use domain::{Email, Market, MarketId, Position, RecordedEvent, User, UserId};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::database::Database;
+use crate::entity::{markets, outbox_events, users};
+use crate::error::unavailable;
+use crate::{
+    idempotency_store, mapper, market_repository, outbox, position_repository, user_repository,
+};
+
+/// Begins transactions on the primary.
+///
+/// - On PostgreSQL a transaction is `READ COMMITTED`; `lock_user` and `lock_market` read with
+///   `SELECT ... FOR UPDATE`, so transactions that lock the same row run one after the other.
+/// - On SQLite a transaction starts with `BEGIN IMMEDIATE`: it holds the database's write lock
+///   from its first statement, so transactions run one after the other and a read-then-write
+///   transaction cannot fail with `SQLITE_BUSY` when it comes to write (which `busy_timeout` does
+///   not retry: a deferred transaction that read first cannot wait for the lock without
+///   deadlocking). `lock_user` and `lock_market` are then plain reads. While a transaction is
+///   open, write only through its own repositories: a write on the pool waits for its write lock
+///   (up to `busy_timeout`, then fails). Reads on the pool do not wait (WAL).
+/// - Dropping a transaction without committing rolls it back (SeaORM's `DatabaseTransaction`
+///   queues the `ROLLBACK` when dropped; the connection sends it before being reused).
+/// - On PostgreSQL a failed statement aborts the whole transaction; every write that can break a
+///   rule (insert, update, delete of users, markets, positions) therefore runs in a savepoint, so
+///   that after a `Conflict`, `NotFound` or `Stale` the transaction goes on as it does on SQLite,
+///   and a user insert can look the email up after an id conflict. That costs two more round trips
+///   per write (`SAVEPOINT`, `RELEASE`).
+/// - Events recorded in the outbox are inserted at commit, just before it, under the outbox's
+///   ordering lock (see [`crate::SeaOutbox`]).
+/// - The transaction's `idempotency()` runs every method inside the transaction, `claim`
+///   included: such a claim is seen by others only at commit. Claim with
+///   [`crate::SeaIdempotencyStore`], as the port says, and `complete` in the transaction.
+#[derive(Debug, Clone)]
+pub struct SeaUnitOfWork {
+    database: Database,
+}
+
+impl SeaUnitOfWork {
+    #[must_use]
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+}
+
+#[async_trait]
+impl UnitOfWork for SeaUnitOfWork {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, RepositoryError> {
+        let writer = self.database.writer();
+        let transaction = match writer.get_database_backend() {
+            DbBackend::Sqlite => {
+                writer
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await
+            }
+            _ => writer.begin().await,
+        }
+        .map_err(unavailable)?;
+        Ok(Box::new(SeaTransaction {
+            bound: Bound {
+                transaction,
+                events: Mutex::new(Vec::new()),
+            },
+        }))
+    }
+}
+
+/// One transaction of [`SeaUnitOfWork`].
+struct SeaTransaction {
+    bound: Bound,
+}
+
+/// Every repository, bound to one transaction.
+struct Bound {
+    transaction: DatabaseTransaction,
+    /// Outbox rows to insert at commit.
+    events: Mutex<Vec<outbox_events::ActiveModel>>,
+}
+
+impl Bound {
+    fn is_postgres(&self) -> bool {
+        self.transaction.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// A savepoint on PostgreSQL, where a failed statement would abort the transaction; none on
+    /// SQLite, where it does not.
+    async fn savepoint(&self) -> Result<Option<DatabaseTransaction>, RepositoryError> {
+        if self.is_postgres() {
+            self.transaction
+                .begin()
+                .await
+                .map(Some)
+                .map_err(unavailable)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Runs `write` in a savepoint (when needed): released when it succeeded, rolled back to
+    /// otherwise.
+    async fn guarded<T, W>(&self, write: W) -> Result<T, RepositoryError>
+    where
+        W: AsyncFnOnce(&DatabaseTransaction) -> Result<T, RepositoryError>,
+    {
+        let savepoint = self.savepoint().await?;
+        let result = write(savepoint.as_ref().unwrap_or(&self.transaction)).await;
+        if let Some(savepoint) = savepoint {
+            if result.is_ok() {
+                savepoint.commit().await.map_err(unavailable)?;
+            } else {
+                savepoint.rollback().await.map_err(unavailable)?;
+            }
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Transaction for SeaTransaction {
+    fn users(&self) -> &dyn UserRepository {
+        &self.bound
+    }
+
+    fn markets(&self) -> &dyn MarketRepository {
+        &self.bound
+    }
+
+    fn positions(&self) -> &dyn PositionRepository {
+        &self.bound
+    }
+
+    fn outbox(&self) -> &dyn Outbox {
+        &self.bound
+    }
+
+    fn idempotency(&self) -> &dyn IdempotencyStore {
+        &self.bound
+    }
+
+    async fn lock_user(&self, id: UserId) -> Result<Option<User>, RepositoryError> {
+        let mut select = users::Entity::find_by_id(id.as_uuid());
+        if self.bound.is_postgres() {
+            select = select.lock_exclusive();
+        }
+        let row = select
+            .one(&self.bound.transaction)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(mapper::user::to_domain).transpose()?)
+    }
+
+    async fn lock_market(&self, id: MarketId) -> Result<Option<Market>, RepositoryError> {
+        let mut select = markets::Entity::find_by_id(id.as_uuid());
+        if self.bound.is_postgres() {
+            select = select.lock_exclusive();
+        }
+        let row = select
+            .one(&self.bound.transaction)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(mapper::market::to_domain).transpose()?)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
+        let Bound {
+            transaction,
+            events,
+        } = self.bound;
+        let events = events.into_inner().unwrap_or_else(PoisonError::into_inner);
+        // On failure the transaction is dropped, and so rolled back: nothing was written.
+        outbox::insert(&transaction, events).await?;
+        transaction.commit().await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl UserRepository for Bound {
+    async fn insert(&self, user: &User) -> Result<(), RepositoryError> {
+        let inserted = self
+            .guarded(async |connection| user_repository::insert_row(connection, user).await)
+            .await;
+        // After the savepoint: the look-up runs in a transaction that is not aborted.
+        user_repository::email_before_id(&self.transaction, user, inserted).await
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError> {
+        user_repository::find_by_id(&self.transaction, id).await
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
+        user_repository::find_by_email(&self.transaction, email).await
+    }
+
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError> {
+        user_repository::find_many(&self.transaction, ids).await
+    }
+
+    async fn update(&self, user: &User) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| user_repository::update(connection, user).await)
+            .await
+    }
+}
+
+#[async_trait]
+impl MarketRepository for Bound {
+    async fn insert(&self, market: &Market) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| market_repository::insert(connection, market).await)
+            .await
+    }
+
+    async fn find_by_id(&self, id: MarketId) -> Result<Option<Market>, RepositoryError> {
+        market_repository::find_by_id(&self.transaction, id).await
+    }
+
+    async fn find_many(&self, ids: &[MarketId]) -> Result<Vec<Market>, RepositoryError> {
+        market_repository::find_many(&self.transaction, ids).await
+    }
+
+    async fn list(
+        &self,
+        query: &MarketListQuery,
+    ) -> Result<Page<MarketProjection>, RepositoryError> {
+        market_repository::list(&self.transaction, query).await
+    }
+
+    async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| {
+            market_repository::update(connection, market, expected_version).await
+        })
+        .await
+    }
+
+    async fn delete(&self, id: MarketId, expected_version: i64) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| {
+            market_repository::delete(connection, id, expected_version).await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl PositionRepository for Bound {
+    async fn insert(&self, position: &Position) -> Result<(), RepositoryError> {
+        let savepoint = self.savepoint().await?;
+        let connection = savepoint.as_ref().unwrap_or(&self.transaction);
+        let inserted = position_repository::insert_row(connection, position).await;
+        if let Some(savepoint) = savepoint {
+            if matches!(inserted, position_repository::Inserted::Done(Ok(()))) {
+                savepoint.commit().await.map_err(unavailable)?;
+            } else {
+                savepoint.rollback().await.map_err(unavailable)?;
+            }
+        }
+        position_repository::name_reference(&self.transaction, position, inserted).await
+    }
+
+    async fn list(&self, query: &PositionListQuery) -> Result<Page<Position>, RepositoryError> {
+        position_repository::list(&self.transaction, query).await
+    }
+}
+
+#[async_trait]
+impl Outbox for Bound {
+    /// Keeps the event for the commit (checking now that it can be stored).
+    async fn record(&self, event: &RecordedEvent) -> Result<(), RepositoryError> {
+        let row = outbox::to_active_model(event)?;
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(row);
+        Ok(())
+    }
+
+    /// Committed events only: this transaction's own are inserted at its commit.
+    async fn after(&self, after: i64, limit: u64) -> Result<Vec<StoredEvent>, RepositoryError> {
+        outbox::after(&self.transaction, after, limit).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for Bound {
+    /// Claims inside this transaction: others see the claim only when it commits.
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claim, RepositoryError> {
+        idempotency_store::claim(&self.transaction, request).await
+    }
+
+    async fn complete(
+        &self,
+        scope: &IdempotencyScope,
+        response: &StoredResponse,
+    ) -> Result<(), RepositoryError> {
+        idempotency_store::complete(&self.transaction, scope, response).await
+    }
+
+    async fn release(&self, scope: &IdempotencyScope) -> Result<(), RepositoryError> {
+        idempotency_store::release(&self.transaction, scope).await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        idempotency_store::purge_expired(&self.transaction, now).await
+    }
+}
