@@ -153,6 +153,8 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    /// Background housekeeping, stopped with the server.
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -171,8 +173,13 @@ impl Application {
                 return Err(StartError::SchemaBehind(status.pending.len()));
             }
         }
+        let use_cases = use_cases(config, &database)?;
+        let housekeeping = tokio::spawn(crate::maintenance::purge_idempotency_records(
+            Arc::clone(&use_cases.deps().idempotency),
+            Arc::clone(&use_cases.deps().clock),
+        ));
         let state = web::Data::new(AppState {
-            use_cases: use_cases(config, &database)?,
+            use_cases,
             probes: vec![Arc::new(DatabaseProbe::new(database.clone()))],
         });
         let limits = HttpLimits {
@@ -211,6 +218,7 @@ impl Application {
             port: local.port(),
             server,
             database,
+            housekeeping,
         })
     }
 
@@ -238,6 +246,7 @@ impl Application {
     /// The server's I/O error, if it fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.housekeeping.abort();
         if let Err(error) = self.database.close().await {
             tracing::warn!(%error, "closing the database pools failed");
         }
