@@ -47,7 +47,12 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Folder(PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// Someone else's database: leave it alone.
+    Nothing,
 }
 
 impl TestDatabase {
@@ -113,6 +118,16 @@ impl TestDatabase {
         }
     }
 
+    /// An existing database that this harness must not drop (for instance one on a server the
+    /// test started itself).
+    #[must_use]
+    pub fn existing(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            cleanup: Cleanup::Nothing,
+        }
+    }
+
     #[must_use]
     pub fn url(&self) -> &str {
         &self.url
@@ -155,6 +170,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::Nothing => {}
             Cleanup::Folder(folder) => {
                 std::fs::remove_dir_all(folder).ok();
             }
