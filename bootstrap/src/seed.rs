@@ -33,7 +33,7 @@ pub const USER_PASSWORD: &str = "demo-user-password";
 /// Rows written at once.
 const CONCURRENCY: usize = 16;
 /// New active markets that get positions (1 to 4 each).
-const POSITIONED_MARKETS: usize = 2_000;
+const POSITIONED_MARKETS: usize = 1_000;
 
 /// Categories with the subjects and predicates that make sense in them.
 const TOPICS: &[(&str, &[&str], &[&str])] = &[
