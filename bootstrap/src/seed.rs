@@ -190,7 +190,10 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
         .hasher
         .hash(&Password::parse(USER_PASSWORD).context("demo user password")?)
         .await?;
-    let balance = Amount::from_cents(100_000).unwrap_or(Amount::ZERO);
+    let balance = config
+        .markets
+        .starting_balance_amount()
+        .context("APP_MARKETS__STARTING_BALANCE")?;
     let user = |n: u64, email: String, name: String, role: Role, hash| -> anyhow::Result<User> {
         Ok(User {
             id: UserId::from_uuid(demo_id(1, n)),
