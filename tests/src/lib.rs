@@ -533,3 +533,44 @@ macro_rules! contract_tests {
         }
     };
 }
+
+/// Like [`contract_tests!`], on a multi-threaded runtime, so that concurrent transactions really
+/// run in parallel: `parallel::memory::<name>`, `parallel::sqlite::<name>`,
+/// `parallel::postgres::<name>`.
+#[macro_export]
+macro_rules! parallel_contract_tests {
+    ($($test:ident),* $(,)?) => {
+        mod parallel {
+            mod memory {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $test() {
+                        if let Some(repositories) = $crate::Repositories::of($crate::Backend::Memory).await {
+                            super::super::$test(repositories).await;
+                        }
+                    }
+                )*
+            }
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $test() {
+                        if let Some(repositories) = $crate::Repositories::of($crate::Backend::Sqlite).await {
+                            super::super::$test(repositories).await;
+                        }
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $test() {
+                        if let Some(repositories) = $crate::Repositories::of($crate::Backend::Postgres).await {
+                            super::super::$test(repositories).await;
+                        }
+                    }
+                )*
+            }
+        }
+    };
+}

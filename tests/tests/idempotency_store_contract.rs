@@ -37,45 +37,7 @@ tests::contract_tests!(
     a_duplicate_claim_during_the_first_requests_transaction_never_acquires_the_key,
 );
 
-/// The concurrency tests again, on a multi-threaded runtime: claims really run in parallel.
-macro_rules! parallel_contract_tests {
-    ($($test:ident),* $(,)?) => {
-        mod parallel {
-            mod memory {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $test() {
-                        if let Some(repositories) = tests::Repositories::of(tests::Backend::Memory).await {
-                            super::super::$test(repositories).await;
-                        }
-                    }
-                )*
-            }
-            mod sqlite {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $test() {
-                        if let Some(repositories) = tests::Repositories::of(tests::Backend::Sqlite).await {
-                            super::super::$test(repositories).await;
-                        }
-                    }
-                )*
-            }
-            mod postgres {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $test() {
-                        if let Some(repositories) = tests::Repositories::of(tests::Backend::Postgres).await {
-                            super::super::$test(repositories).await;
-                        }
-                    }
-                )*
-            }
-        }
-    };
-}
-
-parallel_contract_tests!(
+tests::parallel_contract_tests!(
     two_concurrent_claims_of_a_fresh_key_acquire_it_exactly_once,
     many_concurrent_claims_of_a_fresh_key_acquire_it_exactly_once,
 );

@@ -34,46 +34,7 @@ tests::contract_tests!(
     twenty_concurrent_position_openings_keep_every_credit,
 );
 
-/// The concurrency tests again, on a multi-threaded runtime: transactions really run in
-/// parallel.
-macro_rules! parallel_contract_tests {
-    ($($test:ident),* $(,)?) => {
-        mod parallel {
-            mod memory {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $test() {
-                        if let Some(repositories) = tests::Repositories::of(tests::Backend::Memory).await {
-                            super::super::$test(repositories).await;
-                        }
-                    }
-                )*
-            }
-            mod sqlite {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $test() {
-                        if let Some(repositories) = tests::Repositories::of(tests::Backend::Sqlite).await {
-                            super::super::$test(repositories).await;
-                        }
-                    }
-                )*
-            }
-            mod postgres {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $test() {
-                        if let Some(repositories) = tests::Repositories::of(tests::Backend::Postgres).await {
-                            super::super::$test(repositories).await;
-                        }
-                    }
-                )*
-            }
-        }
-    };
-}
-
-parallel_contract_tests!(
+tests::parallel_contract_tests!(
     the_next_locker_of_a_user_waits_for_the_holder_and_reads_what_it_left,
     the_next_locker_of_a_market_waits_for_the_holder_and_reads_what_it_left,
     twenty_concurrent_debits_of_one_locked_user_all_land,
