@@ -29,7 +29,7 @@ use crate::{dto, envelope, error, routes};
         routes::positions::list_user_positions,
     ),
     components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse, dto::positions::PositionResponse)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &InternalErrors),
     tags(
         (name = "auth", description = "Registration and sign-in"),
         (name = "users", description = "Users"),
@@ -50,6 +50,43 @@ impl Modify for BearerAuth {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    }
+}
+
+/// Every operation can fail unexpectedly: `500 internal_error`, documented once for all.
+struct InternalErrors;
+
+impl Modify for InternalErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(
+                "`internal_error`: something unexpected; the body carries only the request id",
+            )
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("500".to_owned())
+                    .or_insert_with(|| response.clone().into());
+            }
+        }
     }
 }
 
