@@ -574,3 +574,157 @@ macro_rules! parallel_contract_tests {
         }
     };
 }
+
+// Redis: a key prefix of its own for each test.
+
+const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// How long the harness waits for Redis to connect or answer.
+const REDIS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The Redis that tests use: `TEST_REDIS_URL`, `redis://127.0.0.1:6379` by default.
+#[must_use]
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS.to_owned())
+}
+
+async fn redis_connection(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
+    let client = redis::Client::open(url).map_err(|error| error.to_string())?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_PATIENCE))
+        .set_response_timeout(Some(REDIS_PATIENCE));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// One test's corner of Redis: the key prefix `test:<uuid>:`, whose keys are deleted (`SCAN` +
+/// `DEL`) when this is dropped.
+pub struct TestRedis {
+    url: String,
+    prefix: String,
+}
+
+impl TestRedis {
+    /// A fresh prefix on a Redis that answers; `None` (after a loud message) when Redis is not
+    /// reachable and services are not required.
+    ///
+    /// # Panics
+    /// When Redis is unreachable and `REQUIRE_SERVICES=1`.
+    pub async fn start() -> Option<Self> {
+        let url = redis_url();
+        let answer = async {
+            let mut connection = redis_connection(&url).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .map_err(|error| error.to_string())
+        };
+        if let Err(error) = answer.await {
+            assert!(
+                !services_required(),
+                "Redis is required (REQUIRE_SERVICES=1) but {url} is unreachable: {error}"
+            );
+            eprintln!(
+                "\n!!! SKIPPED: a Redis test; {url} is unreachable ({error}).\n\
+                 !!! Start Redis or set TEST_REDIS_URL; CI sets REQUIRE_SERVICES=1 and fails instead.\n"
+            );
+            return None;
+        }
+        Some(Self {
+            url,
+            prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        })
+    }
+
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A cache configuration under this prefix, with timeouts long enough for a busy test machine
+    /// (the contract suite checks what the cache says, not how fast).
+    #[must_use]
+    pub fn config(&self) -> adapter_cache::RedisCacheConfig {
+        adapter_cache::RedisCacheConfig {
+            key_prefix: self.prefix.clone(),
+            pool_size: 8,
+            connect_timeout: REDIS_PATIENCE,
+            command_timeout: REDIS_PATIENCE,
+            wait_timeout: REDIS_PATIENCE,
+        }
+    }
+
+    /// A [`adapter_cache::RedisCache`] under this prefix.
+    ///
+    /// # Panics
+    /// When `TEST_REDIS_URL` is malformed.
+    #[must_use]
+    pub fn cache(&self) -> adapter_cache::RedisCache {
+        adapter_cache::RedisCache::connect(&self.url, self.config()).expect("a valid Redis URL")
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let (url, pattern) = (self.url.clone(), format!("{}*", self.prefix));
+        // Drop runs inside the test's runtime; a thread with its own runtime can block.
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())?;
+            runtime.block_on(async {
+                let mut connection = redis_connection(&url).await?;
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    if !keys.is_empty() {
+                        redis::cmd("DEL")
+                            .arg(&keys)
+                            .query_async::<i64>(&mut connection)
+                            .await
+                            .map_err(|error| error.to_string())?;
+                    }
+                    if next == 0 {
+                        return Ok::<(), String>(());
+                    }
+                    cursor = next;
+                }
+            })
+        })
+        .join();
+        match cleaned {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                eprintln!(
+                    "warning: could not delete the Redis keys {}*: {error}",
+                    self.prefix
+                );
+            }
+            Err(_) => eprintln!("warning: could not delete the Redis keys {}*", self.prefix),
+        }
+    }
+}
+
+/// A [`adapter_cache::RedisCache`] under a fresh prefix, with the [`TestRedis`] that deletes its
+/// keys when dropped; `None` when Redis is unavailable (see [`TestRedis::start`]).
+pub async fn test_cache() -> Option<(TestRedis, adapter_cache::RedisCache)> {
+    let redis = TestRedis::start().await?;
+    let cache = redis.cache();
+    Some((redis, cache))
+}

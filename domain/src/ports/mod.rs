@@ -3,11 +3,13 @@
 //! They are object-safe (`#[async_trait]`) so that the composition root can pick adapters from
 //! configuration at run time, and mockable with the `mocks` feature.
 
+mod cache;
 mod repository;
 mod security;
 mod system;
 mod unit_of_work;
 
+pub use cache::{Cache, CacheEntry, CacheError};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
 pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
 pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};

@@ -1,0 +1,38 @@
+//! The cache port ([`domain::ports::Cache`]) in process (moka) and over Redis (deadpool-redis).
+//!
+//! - [`InProcessCache`]: one process's memory, bounded in bytes; for the embedded profile and tests.
+//! - [`RedisCache`]: shared by every instance; [`RedisProbe`] reports whether it answers.
+//!
+//! Both keep an entry at most [`MAX_TTL`], and at least a millisecond (Redis's resolution).
+
+mod in_process;
+mod redis_cache;
+
+use std::time::Duration;
+
+pub use in_process::InProcessCache;
+pub use redis_cache::{RedisCache, RedisCacheConfig, RedisConfigError, RedisProbe};
+
+/// The longest time to live either cache grants; longer ones are shortened to it.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The shortest time to live either cache grants; shorter ones (zero too) are lengthened to it.
+pub const MIN_TTL: Duration = Duration::from_millis(1);
+
+/// `ttl` within [`MIN_TTL`, `MAX_TTL`].
+fn bounded_ttl(ttl: Duration) -> Duration {
+    ttl.clamp(MIN_TTL, MAX_TTL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_is_kept_between_one_millisecond_and_a_year() {
+        assert_eq!(bounded_ttl(Duration::ZERO), MIN_TTL);
+        assert_eq!(bounded_ttl(Duration::from_micros(10)), MIN_TTL);
+        assert_eq!(bounded_ttl(Duration::from_secs(5)), Duration::from_secs(5));
+        assert_eq!(bounded_ttl(Duration::MAX), MAX_TTL);
+    }
+}
