@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
+use adapter_cache::{RedisCache, RedisCacheConfig, RedisProbe};
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
 use adapter_http::request_context::request_context;
 use adapter_http::{AppState, HttpLimits};
@@ -17,7 +18,7 @@ use adapter_persistence::{
     SeaPositionRepository, SeaUnitOfWork, SeaUserRepository,
 };
 use application::{Deps, Settings, UseCases};
-use domain::ports::Clock;
+use domain::ports::{Clock, HealthProbe};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
@@ -178,10 +179,14 @@ impl Application {
             Arc::clone(&use_cases.deps().idempotency),
             Arc::clone(&use_cases.deps().clock),
         ));
-        let state = web::Data::new(AppState {
-            use_cases,
-            probes: vec![Arc::new(DatabaseProbe::new(database.clone()))],
-        });
+        let mut probes: Vec<Arc<dyn HealthProbe>> =
+            vec![Arc::new(DatabaseProbe::new(database.clone()))];
+        if let Some(url) = &config.redis.url {
+            let redis = RedisCache::connect(url.expose_secret(), RedisCacheConfig::default())
+                .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))?;
+            probes.push(Arc::new(RedisProbe::new(redis)));
+        }
+        let state = web::Data::new(AppState { use_cases, probes });
         let limits = HttpLimits {
             json_body_bytes: config.http.json_limit_bytes,
         };

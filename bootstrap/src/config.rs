@@ -29,7 +29,7 @@
 //! | `database.read_your_writes_ms` | `APP_DATABASE__READ_YOUR_WRITES_MS` | `5000` | After a write, that caller's list reads go to the primary for this long (with a read replica), 0 to 600000 ms. |
 //! | `http.idempotency_ttl_secs` | `APP_HTTP__IDEMPOTENCY_TTL_SECS` | `86400` | How long a completed `Idempotency-Key` is kept for replay, 60 s to 604800 s. |
 //! | `http.idempotency_lease_secs` | `APP_HTTP__IDEMPOTENCY_LEASE_SECS` | `60` | How long an unfinished `Idempotency-Key` blocks duplicates before it may be taken over, 1 s to 3600 s. |
-//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`; unset means in-process cache, rate limits and events. |
+//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`. When set, `/health/ready` checks it; the Redis cache, rate limits and event fan-out arrive with their issues (4, 8, 7). Unset means in-process adapters. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
