@@ -3,6 +3,7 @@
 //! [`UseCases`] holds the ports ([`Deps`]); each use case is a method defined in its own file,
 //! grouped by aggregate (`users/`, `markets/`), with its own error enum.
 
+pub mod caching;
 pub mod idempotency;
 pub mod markets;
 pub mod positions;
@@ -17,6 +18,8 @@ use domain::ports::{
 };
 use domain::{Actor, Amount, DomainEvent, EventId, RecordedEvent};
 
+use crate::caching::CachedMarketRepository;
+
 /// Every port the use cases need, chosen by the composition root.
 #[derive(Clone)]
 pub struct Deps {
@@ -26,6 +29,9 @@ pub struct Deps {
     pub markets: Arc<dyn MarketRepository>,
     /// Markets for lists, on a read replica when there is one.
     pub market_reads: Arc<dyn MarketRepository>,
+    /// Markets as clients see them (rendered), through the cache when caching is on; told about
+    /// every committed market change.
+    pub cached_markets: CachedMarketRepository,
     /// Positions on the primary database.
     pub positions: Arc<dyn PositionRepository>,
     /// Positions for lists, on a read replica when there is one.

@@ -1,13 +1,16 @@
 //! Use-case tests over the in-memory adapters and the real (cheaply parameterised) crypto: whole
 //! flows in microseconds, with a clock the test controls.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use adapter_cache::InProcessCache;
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
 use adapter_memory::{FixedClock, InMemoryStore, InProcessRecentWrites, UuidV7Generator};
+use application::caching::{CachePolicy, CachedMarketRepository, MarketRenderer};
 use application::idempotency::{IdempotencyError, Idempotent, IdempotentRequest, Replayable};
 use application::markets::{
-    ChangeMarketError, CreateMarketError, DeleteMarketError, InitialPosition, Precondition,
+    ChangeMarketError, CreateMarketError, DeleteMarketError, InitialPosition, MarketList,
+    Precondition,
 };
 use application::positions::{OpenPositionError, PositionOrder};
 use application::users::{LoginError, RegisterError, Registration};
@@ -18,14 +21,87 @@ use domain::market::{MarketChanges, MarketDraft, StatusChange};
 use domain::ports::{Clock, IdempotencyScope, Outbox, StoredResponse, TokenError, UserRepository};
 use domain::position::PositionError;
 use domain::{
-    Actor, Amount, Category, DisplayName, DomainEvent, Email, MarketDescription, MarketName,
-    MarketStatus, Outcome, Password, Position, Role, Side, Stake,
+    Actor, Amount, Category, DisplayName, DomainEvent, Email, Market, MarketDescription, MarketId,
+    MarketName, MarketStatus, Outcome, Password, Position, Role, Side, Stake,
 };
+
+/// What a renderer was asked to render.
+#[derive(Debug, Clone)]
+enum Rendering {
+    Market(Market),
+    List(MarketList),
+}
+
+/// Renders a market or a page as the index of a record of what it was asked, so that a test can
+/// tell what a (possibly cached) body shows.
+#[derive(Default)]
+struct RecordingRenderer {
+    renderings: Mutex<Vec<Rendering>>,
+}
+
+impl RecordingRenderer {
+    fn record(&self, rendering: Rendering) -> Vec<u8> {
+        let mut renderings = self.renderings.lock().expect("not poisoned");
+        renderings.push(rendering);
+        (renderings.len() - 1).to_string().into_bytes()
+    }
+
+    fn shown_by(&self, body: &[u8]) -> Rendering {
+        let index: usize = std::str::from_utf8(body)
+            .expect("text")
+            .parse()
+            .expect("an index");
+        self.renderings.lock().expect("not poisoned")[index].clone()
+    }
+}
+
+impl MarketRenderer for RecordingRenderer {
+    fn market(&self, market: &Market) -> Vec<u8> {
+        self.record(Rendering::Market(market.clone()))
+    }
+
+    fn list(&self, list: &MarketList, _include_creators: bool) -> Vec<u8> {
+        self.record(Rendering::List(list.clone()))
+    }
+}
 
 struct World {
     use_cases: UseCases,
     store: InMemoryStore,
     clock: Arc<FixedClock>,
+    renderer: Arc<RecordingRenderer>,
+}
+
+impl World {
+    /// The market as `get_market` shows it (through the cache).
+    async fn market(&self, id: MarketId) -> Market {
+        let rendered = self.use_cases.get_market(id).await.expect("the market");
+        match self.renderer.shown_by(&rendered.body) {
+            Rendering::Market(market) => {
+                assert_eq!(market.version, rendered.version);
+                market
+            }
+            Rendering::List(_) => panic!("a page where a market was expected"),
+        }
+    }
+
+    /// The page as `list_markets` shows it (through the cache).
+    async fn list(
+        &self,
+        query: &MarketListQuery,
+        include_creators: bool,
+        viewer: Option<&Actor>,
+    ) -> MarketList {
+        let rendered = self
+            .use_cases
+            .list_markets(query, include_creators, viewer)
+            .await
+            .expect("a page");
+        match self.renderer.shown_by(&rendered.body) {
+            Rendering::List(list) => list,
+            Rendering::Market(_) => panic!("a market where a page was expected"),
+        }
+    }
 }
 
 fn world() -> World {
@@ -40,9 +116,16 @@ fn world() -> World {
         clock.clone(),
     )
     .expect("a token issuer");
+    let renderer = Arc::new(RecordingRenderer::default());
     let use_cases = UseCases::new(
         Deps {
             users: store.users(),
+            cached_markets: CachedMarketRepository::new(
+                store.markets(),
+                Arc::new(InProcessCache::new(1024 * 1024)),
+                renderer.clone(),
+                CachePolicy::default(),
+            ),
             markets: store.markets(),
             market_reads: store.markets(),
             positions: store.positions(),
@@ -65,6 +148,7 @@ fn world() -> World {
         use_cases,
         store,
         clock,
+        renderer,
     }
 }
 
@@ -215,11 +299,7 @@ async fn opening_a_position_changes_balance_volume_and_records_the_event_togethe
         .expect("a read")
         .expect("the trader");
     assert_eq!(user.balance, Amount::from_cents(97_500).expect("an amount"));
-    let market = world
-        .use_cases
-        .get_market(market.id)
-        .await
-        .expect("the market");
+    let market = world.market(market.id).await;
     assert_eq!(market.no_volume, position.amount);
     assert!(matches!(
         events(&world).await.last(),
@@ -264,11 +344,7 @@ async fn a_market_and_its_initial_position_commit_together_or_not_at_all() {
         )
         .await;
     assert!(matches!(refused, Err(CreateMarketError::Position(_))));
-    let all = world
-        .use_cases
-        .list_markets(&MarketListQuery::default(), false, None)
-        .await
-        .expect("a list");
+    let all = world.list(&MarketListQuery::default(), false, None).await;
     assert_eq!(all.page.total, 0);
     assert_eq!(events(&world).await.len(), events_before);
 
@@ -459,11 +535,7 @@ async fn an_idempotent_order_is_executed_once_and_replayed_after() {
         reused,
         Err(OpenPositionError::Idempotency(IdempotencyError::KeyReused))
     ));
-    let market = world
-        .use_cases
-        .get_market(market.id)
-        .await
-        .expect("the market");
+    let market = world.market(market.id).await;
     assert_eq!(
         market.yes_volume,
         Amount::from_cents(500).expect("an amount")
@@ -482,8 +554,7 @@ async fn lists_filter_and_trim_fields() {
             .expect("created");
     }
     let list = world
-        .use_cases
-        .list_markets(
+        .list(
             &MarketListQuery {
                 filter: MarketFilter {
                     creator_id: Some(owner.user_id),
@@ -495,8 +566,7 @@ async fn lists_filter_and_trim_fields() {
             true,
             Some(&owner),
         )
-        .await
-        .expect("a page");
+        .await;
     assert_eq!(list.page.total, 2);
     assert!(
         list.page

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use adapter_memory::{InMemoryStore, InProcessRecentWrites};
+use application::caching::{CachedMarketRepository, MarketRenderer};
+use application::markets::MarketList;
 use application::users::{LoginError, RegisterError, Registration};
 use application::{Deps, Settings, UseCases};
 use chrono::{DateTime, Utc};
@@ -14,6 +16,19 @@ use domain::ports::{
 use domain::{Amount, DisplayName, Email, Password, PasswordHash, Role, User, UserId};
 use mockall::predicate::{always, eq};
 use uuid::Uuid;
+
+/// These tests never read markets.
+struct NoRenderer;
+
+impl MarketRenderer for NoRenderer {
+    fn market(&self, _: &domain::Market) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn list(&self, _: &MarketList, _: bool) -> Vec<u8> {
+        Vec::new()
+    }
+}
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
@@ -47,6 +62,10 @@ impl Mocks {
         UseCases::new(
             Deps {
                 users: Arc::new(self.users),
+                cached_markets: CachedMarketRepository::uncached(
+                    store.markets(),
+                    Arc::new(NoRenderer),
+                ),
                 markets: store.markets(),
                 market_reads: store.markets(),
                 positions: store.positions(),

@@ -8,8 +8,9 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
-use adapter_cache::{RedisCache, RedisCacheConfig, RedisProbe};
+use adapter_cache::{InProcessCache, RedisCacheConfig, RedisProbe, TieredCache, TieredCacheConfig};
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
+use adapter_http::rendering::JsonMarketRenderer;
 use adapter_http::request_context::request_context;
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
@@ -17,8 +18,9 @@ use adapter_persistence::{
     Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository,
     SeaPositionRepository, SeaUnitOfWork, SeaUserRepository,
 };
+use application::caching::{CachePolicy, CachedMarketRepository};
 use application::{Deps, Settings, UseCases};
-use domain::ports::{Clock, HealthProbe};
+use domain::ports::{Cache, Clock, HealthProbe, MarketRepository};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
@@ -91,11 +93,15 @@ pub async fn open_database(config: &Config) -> Result<Database, StartError> {
     .await?)
 }
 
-/// Builds the use cases on top of an open database.
+/// Builds the use cases on top of an open database and, when configured, the Redis cache.
 ///
 /// # Errors
 /// [`StartError`] for bad business settings, hashing or token configuration.
-pub fn use_cases(config: &Config, database: &Database) -> Result<UseCases, StartError> {
+pub fn use_cases(
+    config: &Config,
+    database: &Database,
+    redis: Option<&TieredCache>,
+) -> Result<UseCases, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (secret, ephemeral) = config.jwt_secret_or_ephemeral();
     if ephemeral {
@@ -125,10 +131,13 @@ pub fn use_cases(config: &Config, database: &Database) -> Result<UseCases, Start
         .starting_balance_amount()
         .map_err(|e| StartError::Config(format!("APP_MARKETS__STARTING_BALANCE: {e}")))?;
     let read_your_writes = Duration::from_millis(config.database.read_your_writes_ms);
+    let markets: Arc<dyn MarketRepository> =
+        Arc::new(SeaMarketRepository::on_primary(database.clone()));
     Ok(UseCases::new(
         Deps {
             users: Arc::new(SeaUserRepository::new(database.clone())),
-            markets: Arc::new(SeaMarketRepository::on_primary(database.clone())),
+            cached_markets: cached_markets(config, Arc::clone(&markets), redis),
+            markets,
             market_reads: Arc::new(SeaMarketRepository::new(database.clone())),
             positions: Arc::new(SeaPositionRepository::on_primary(database.clone())),
             position_reads: Arc::new(SeaPositionRepository::new(database.clone())),
@@ -147,6 +156,65 @@ pub fn use_cases(config: &Config, database: &Database) -> Result<UseCases, Start
             idempotency_lease: Duration::from_secs(config.http.idempotency_lease_secs),
         },
     ))
+}
+
+/// Market reads as configured: through the in-process cache, through it in front of Redis when
+/// `REDIS_URL` is set, or uncached when `cache.enabled` is false.
+///
+/// Needs a Tokio runtime with Redis (the tiered cache's subscriber runs on it).
+fn cached_markets(
+    config: &Config,
+    markets: Arc<dyn MarketRepository>,
+    redis: Option<&TieredCache>,
+) -> CachedMarketRepository {
+    let settings = &config.cache;
+    let renderer = Arc::new(JsonMarketRenderer);
+    if !settings.enabled {
+        tracing::info!("market reads are not cached (cache.enabled = false)");
+        return CachedMarketRepository::uncached(markets, renderer);
+    }
+    let cache: Arc<dyn Cache> = match redis {
+        None => Arc::new(InProcessCache::new(settings.memory_max_bytes)),
+        Some(tiered) => Arc::new(tiered.clone()),
+    };
+    let policy = CachePolicy {
+        market_ttl: Duration::from_secs(settings.market_ttl_secs),
+        list_ttl: Duration::from_secs(settings.list_ttl_secs),
+        not_found_ttl: Duration::from_secs(settings.not_found_ttl_secs),
+        jitter: f64::from(u32::try_from(settings.jitter_percent).unwrap_or(0)) / 100.0,
+    };
+    CachedMarketRepository::new(markets, cache, renderer, policy)
+}
+
+/// The two-tier cache on `REDIS_URL`, when it is set: market reads go through it (unless caching
+/// is off) and readiness reports whether Redis answers.
+///
+/// # Errors
+/// [`StartError::Config`] when the URL cannot be used.
+pub fn redis_cache(config: &Config) -> Result<Option<TieredCache>, StartError> {
+    let Some(url) = &config.redis.url else {
+        return Ok(None);
+    };
+    let settings = &config.cache;
+    TieredCache::connect(
+        url.expose_secret(),
+        RedisCacheConfig {
+            key_prefix: settings.key_prefix.clone(),
+            pool_size: settings.redis_pool_size,
+            connect_timeout: Duration::from_millis(settings.redis_connect_timeout_ms),
+            command_timeout: Duration::from_millis(settings.redis_command_timeout_ms),
+            wait_timeout: Duration::from_millis(settings.redis_command_timeout_ms),
+        },
+        TieredCacheConfig {
+            l1_max_bytes: settings.memory_max_bytes,
+            l1_ttl: Duration::from_secs(settings.memory_ttl_secs),
+            breaker_failures: settings.breaker_failures,
+            breaker_open_for: Duration::from_millis(settings.breaker_open_ms),
+            ..TieredCacheConfig::default()
+        },
+    )
+    .map(Some)
+    .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))
 }
 
 /// A built, bound, not yet running service.
@@ -174,17 +242,16 @@ impl Application {
                 return Err(StartError::SchemaBehind(status.pending.len()));
             }
         }
-        let use_cases = use_cases(config, &database)?;
+        let redis = redis_cache(config)?;
+        let use_cases = use_cases(config, &database, redis.as_ref())?;
         let housekeeping = tokio::spawn(crate::maintenance::purge_idempotency_records(
             Arc::clone(&use_cases.deps().idempotency),
             Arc::clone(&use_cases.deps().clock),
         ));
         let mut probes: Vec<Arc<dyn HealthProbe>> =
             vec![Arc::new(DatabaseProbe::new(database.clone()))];
-        if let Some(url) = &config.redis.url {
-            let redis = RedisCache::connect(url.expose_secret(), RedisCacheConfig::default())
-                .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))?;
-            probes.push(Arc::new(RedisProbe::new(redis)));
+        if let Some(redis) = &redis {
+            probes.push(Arc::new(RedisProbe::new(redis.redis().clone())));
         }
         let state = web::Data::new(AppState { use_cases, probes });
         let limits = HttpLimits {

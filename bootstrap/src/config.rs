@@ -29,7 +29,20 @@
 //! | `database.read_your_writes_ms` | `APP_DATABASE__READ_YOUR_WRITES_MS` | `5000` | After a write, that caller's list reads go to the primary for this long (with a read replica), 0 to 600000 ms. |
 //! | `http.idempotency_ttl_secs` | `APP_HTTP__IDEMPOTENCY_TTL_SECS` | `86400` | How long a completed `Idempotency-Key` is kept for replay, 60 s to 604800 s. |
 //! | `http.idempotency_lease_secs` | `APP_HTTP__IDEMPOTENCY_LEASE_SECS` | `60` | How long an unfinished `Idempotency-Key` blocks duplicates before it may be taken over, 1 s to 3600 s. |
-//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`. When set, `/health/ready` checks it; the Redis cache, rate limits and event fan-out arrive with their issues (4, 8, 7). Unset means in-process adapters. |
+//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`. When set, `/health/ready` checks it; market reads are cached in process in front of Redis (see `cache.*`); rate limits and event fan-out arrive with their issues (8, 7). Unset means in-process adapters. |
+//! | `cache.enabled` | `APP_CACHE__ENABLED` | `true` | Cache market reads (`false` turns caching off: every read goes to the database). |
+//! | `cache.market_ttl_secs` | `APP_CACHE__MARKET_TTL_SECS` | `300` | How long one market stays cached (it is rewritten on every change), 1 s to 86400 s. |
+//! | `cache.list_ttl_secs` | `APP_CACHE__LIST_TTL_SECS` | `30` | How long a list page stays cached (every market write retires all pages), 1 s to 3600 s. |
+//! | `cache.not_found_ttl_secs` | `APP_CACHE__NOT_FOUND_TTL_SECS` | `5` | How long "no such market" is cached, 1 s to 3600 s. |
+//! | `cache.jitter_percent` | `APP_CACHE__JITTER_PERCENT` | `10` | Every time to live is shortened by a random 0 to this percent, 0 to 50. |
+//! | `cache.memory_max_bytes` | `APP_CACHE__MEMORY_MAX_BYTES` | `16777216` | Bound of the in-process cache (alone, or in front of Redis), 64 KiB to 4 GiB. |
+//! | `cache.memory_ttl_secs` | `APP_CACHE__MEMORY_TTL_SECS` | `30` | With Redis: how long an entry stays in the in-process tier, 1 s to 3600 s. |
+//! | `cache.key_prefix` | `APP_CACHE__KEY_PREFIX` | `markets:` | With Redis: put before every key, so that several services can share one Redis; 1 to 64 bytes. |
+//! | `cache.redis_pool_size` | `APP_CACHE__REDIS_POOL_SIZE` | `16` | With Redis: connections, 1 to 1024. |
+//! | `cache.redis_command_timeout_ms` | `APP_CACHE__REDIS_COMMAND_TIMEOUT_MS` | `50` | With Redis: one cache operation, connection wait included; slower counts as a failure, 1 ms to 10000 ms. |
+//! | `cache.redis_connect_timeout_ms` | `APP_CACHE__REDIS_CONNECT_TIMEOUT_MS` | `1000` | With Redis: opening a connection, 1 ms to 60000 ms. |
+//! | `cache.breaker_failures` | `APP_CACHE__BREAKER_FAILURES` | `3` | With Redis: consecutive failures that open the circuit breaker (Redis is then skipped), 1 to 1000. |
+//! | `cache.breaker_open_ms` | `APP_CACHE__BREAKER_OPEN_MS` | `1000` | With Redis: how long the breaker stays open before one probe, 10 ms to 600000 ms. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
@@ -209,6 +222,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Redis; unset means in-process adapters.
     pub redis: RedisConfig,
+    /// Cached market reads.
+    pub cache: CacheConfig,
     /// Tokens and password hashing.
     pub auth: AuthConfig,
     /// Logging.
@@ -361,6 +376,45 @@ impl DatabaseConfig {
 pub struct RedisConfig {
     /// `REDIS_URL`; `None` (default) means in-process adapters.
     pub url: Option<SecretString>,
+}
+
+/// `[cache]`: cached market reads, in process, or in process in front of Redis with `REDIS_URL`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub market_ttl_secs: u64,
+    pub list_ttl_secs: u64,
+    pub not_found_ttl_secs: u64,
+    pub jitter_percent: u64,
+    pub memory_max_bytes: u64,
+    pub memory_ttl_secs: u64,
+    pub key_prefix: String,
+    pub redis_pool_size: usize,
+    pub redis_command_timeout_ms: u64,
+    pub redis_connect_timeout_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_open_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            market_ttl_secs: 300,
+            list_ttl_secs: 30,
+            not_found_ttl_secs: 5,
+            jitter_percent: 10,
+            memory_max_bytes: 16 * 1024 * 1024,
+            memory_ttl_secs: 30,
+            key_prefix: "markets:".to_owned(),
+            redis_pool_size: 16,
+            redis_command_timeout_ms: 50,
+            redis_connect_timeout_ms: 1_000,
+            breaker_failures: 3,
+            breaker_open_ms: 1_000,
+        }
+    }
 }
 
 /// `[auth]`: tokens and password hashing.
@@ -619,6 +673,44 @@ impl Config {
             }
         }
 
+        let cache = &self.cache;
+        check_range("cache.market_ttl_secs", cache.market_ttl_secs, 1..=86_400)?;
+        check_range("cache.list_ttl_secs", cache.list_ttl_secs, 1..=3_600)?;
+        check_range(
+            "cache.not_found_ttl_secs",
+            cache.not_found_ttl_secs,
+            1..=3_600,
+        )?;
+        check_range("cache.jitter_percent", cache.jitter_percent, 0..=50)?;
+        check_range(
+            "cache.memory_max_bytes",
+            cache.memory_max_bytes,
+            64 * 1024..=4 * 1024 * 1024 * 1024,
+        )?;
+        check_range("cache.memory_ttl_secs", cache.memory_ttl_secs, 1..=3_600)?;
+        if cache.key_prefix.is_empty()
+            || cache.key_prefix.len() > 64
+            || cache.key_prefix.contains(char::is_whitespace)
+        {
+            return Err(ConfigError::at(
+                "cache.key_prefix",
+                "must be 1 to 64 bytes without spaces",
+            ));
+        }
+        check_range("cache.redis_pool_size", cache.redis_pool_size, 1..=1_024)?;
+        check_range(
+            "cache.redis_command_timeout_ms",
+            cache.redis_command_timeout_ms,
+            1..=10_000,
+        )?;
+        check_range(
+            "cache.redis_connect_timeout_ms",
+            cache.redis_connect_timeout_ms,
+            1..=60_000,
+        )?;
+        check_range("cache.breaker_failures", cache.breaker_failures, 1..=1_000)?;
+        check_range("cache.breaker_open_ms", cache.breaker_open_ms, 10..=600_000)?;
+
         let auth = &self.auth;
         match &auth.jwt_secret {
             None if self.env.is_production() => {
@@ -866,6 +958,74 @@ const KEYS: &[Key] = &[
         false,
     ),
     key("redis.url", "REDIS_URL", true, true),
+    key("cache.enabled", "APP_CACHE__ENABLED", false, false),
+    key(
+        "cache.market_ttl_secs",
+        "APP_CACHE__MARKET_TTL_SECS",
+        false,
+        false,
+    ),
+    key(
+        "cache.list_ttl_secs",
+        "APP_CACHE__LIST_TTL_SECS",
+        false,
+        false,
+    ),
+    key(
+        "cache.not_found_ttl_secs",
+        "APP_CACHE__NOT_FOUND_TTL_SECS",
+        false,
+        false,
+    ),
+    key(
+        "cache.jitter_percent",
+        "APP_CACHE__JITTER_PERCENT",
+        false,
+        false,
+    ),
+    key(
+        "cache.memory_max_bytes",
+        "APP_CACHE__MEMORY_MAX_BYTES",
+        false,
+        false,
+    ),
+    key(
+        "cache.memory_ttl_secs",
+        "APP_CACHE__MEMORY_TTL_SECS",
+        false,
+        false,
+    ),
+    key("cache.key_prefix", "APP_CACHE__KEY_PREFIX", false, true),
+    key(
+        "cache.redis_pool_size",
+        "APP_CACHE__REDIS_POOL_SIZE",
+        false,
+        false,
+    ),
+    key(
+        "cache.redis_command_timeout_ms",
+        "APP_CACHE__REDIS_COMMAND_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key(
+        "cache.redis_connect_timeout_ms",
+        "APP_CACHE__REDIS_CONNECT_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key(
+        "cache.breaker_failures",
+        "APP_CACHE__BREAKER_FAILURES",
+        false,
+        false,
+    ),
+    key(
+        "cache.breaker_open_ms",
+        "APP_CACHE__BREAKER_OPEN_MS",
+        false,
+        false,
+    ),
     key("auth.jwt_secret", "JWT_SECRET", true, true),
     key("auth.jwt_issuer", "APP_AUTH__JWT_ISSUER", false, true),
     key("auth.jwt_audience", "APP_AUTH__JWT_AUDIENCE", false, true),
@@ -909,7 +1069,9 @@ const KEYS: &[Key] = &[
 ];
 
 /// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.
-const SECTIONS: &[&str] = &["http", "database", "redis", "auth", "log", "markets"];
+const SECTIONS: &[&str] = &[
+    "http", "database", "redis", "cache", "auth", "log", "markets",
+];
 
 const ENV_PREFIX: &str = "APP_";
 
@@ -1131,6 +1293,20 @@ mod tests {
             Some(PathBuf::from("data/markets.db"))
         );
         assert!(config.redis.url.is_none());
+        assert_eq!(config.cache, CacheConfig::default());
+        assert!(config.cache.enabled);
+        assert_eq!(config.cache.market_ttl_secs, 300);
+        assert_eq!(config.cache.list_ttl_secs, 30);
+        assert_eq!(config.cache.not_found_ttl_secs, 5);
+        assert_eq!(config.cache.jitter_percent, 10);
+        assert_eq!(config.cache.memory_max_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.cache.memory_ttl_secs, 30);
+        assert_eq!(config.cache.key_prefix, "markets:");
+        assert_eq!(config.cache.redis_pool_size, 16);
+        assert_eq!(config.cache.redis_command_timeout_ms, 50);
+        assert_eq!(config.cache.redis_connect_timeout_ms, 1_000);
+        assert_eq!(config.cache.breaker_failures, 3);
+        assert_eq!(config.cache.breaker_open_ms, 1_000);
         assert!(config.auth.jwt_secret.is_none());
         assert_eq!(config.auth.jwt_issuer, "prediction-markets");
         assert_eq!(config.auth.jwt_audience, "prediction-markets-api");
@@ -1478,6 +1654,26 @@ mod tests {
     fn database_url_errors_do_not_echo_the_url() {
         let error = load_env(&[("DATABASE_URL", "mysql://root:hunter2@db/x")]).expect_err("bad");
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn caching_can_be_turned_off_and_its_bounds_are_checked() {
+        let config = load_env(&[
+            ("APP_CACHE__ENABLED", "false"),
+            ("APP_CACHE__KEY_PREFIX", "svc:"),
+        ])
+        .expect("valid");
+        assert!(!config.cache.enabled);
+        assert_eq!(config.cache.key_prefix, "svc:");
+        let error = load_env(&[("APP_CACHE__JITTER_PERCENT", "60")]).expect_err("too much");
+        assert_eq!(
+            error.key(),
+            "APP_CACHE__JITTER_PERCENT (cache.jitter_percent)"
+        );
+        let error = load_env(&[("APP_CACHE__KEY_PREFIX", "a b")]).expect_err("a space");
+        assert_eq!(error.key(), "APP_CACHE__KEY_PREFIX (cache.key_prefix)");
+        let error = load_env(&[("APP_CACHE__ENABLED", "maybe")]).expect_err("not a bool");
+        assert_eq!(error.key(), "APP_CACHE__ENABLED (cache.enabled)");
     }
 
     #[test]

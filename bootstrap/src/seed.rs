@@ -178,7 +178,10 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let database = app::open_database(config).await?;
     adapter_persistence::migrate_up(&database).await?;
-    let use_cases = app::use_cases(config, &database)?;
+    // Seeding writes through the same cache as the servers, so that they never serve what it
+    // replaced.
+    let redis = app::redis_cache(config)?;
+    let use_cases = app::use_cases(config, &database, redis.as_ref())?;
     let deps = use_cases.deps().clone();
     let now = deps.clock.now();
 

@@ -5,6 +5,9 @@
 //! When it cannot be reached, PostgreSQL tests fail if `REQUIRE_SERVICES=1` (as in CI) and are
 //! skipped with a loud message otherwise.
 
+pub mod fault_proxy;
+pub mod redis_server;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

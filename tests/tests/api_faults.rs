@@ -1,5 +1,6 @@
 //! Faults seen from outside: when the database disappears, requests get a 503 in the envelope that
-//! says nothing about the database, readiness fails, liveness does not.
+//! says nothing about the database, readiness fails, liveness does not; what the cache holds is
+//! still served.
 
 use tests::{Backend, TestApp};
 
@@ -14,10 +15,16 @@ async fn a_lost_database_gives_503s_that_leak_nothing() {
 
     app.database.destroy().await;
 
-    let market_path = format!("/api/v1/markets/{}", market["id"].as_str().expect("an id"));
+    let cached_path = format!("/api/v1/markets/{}", market["id"].as_str().expect("an id"));
+    assert_eq!(
+        app.get(&cached_path).await.status,
+        200,
+        "a market the cache holds is still served"
+    );
+    let uncached_path = format!("/api/v1/markets/{}", uuid::Uuid::now_v7());
     for reply in [
         app.get("/api/v1/markets").await,
-        app.get(&market_path).await,
+        app.get(&uncached_path).await,
         app.get_as(&token, "/api/v1/users/me").await,
         app.get("/health/ready").await,
     ] {

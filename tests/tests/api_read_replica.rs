@@ -1,6 +1,8 @@
 //! Read replica routing, proven by giving the "replica" different contents from the primary (two
 //! separate databases): lists read the replica, writes go to the primary, and a caller who just
-//! wrote reads the primary for the read-your-own-writes window.
+//! wrote reads the primary for the read-your-own-writes window. That routing is what lists do with
+//! caching off; with caching on, a page that will be shared through the cache is built from the
+//! primary (ADR 0010), which the last test shows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +19,8 @@ use secrecy::SecretString;
 use tests::{Backend, TestApp, TestDatabase, test_config};
 use uuid::Uuid;
 
-async fn reads_go_to_the_replica_and_a_writer_reads_its_own_writes(backend: Backend) {
-    let (Some(primary), Some(replica)) = (
-        TestDatabase::of(backend).await,
-        TestDatabase::of(backend).await,
-    ) else {
-        return;
-    };
-    // Something only the replica has.
+/// A market that only the replica has.
+async fn replica_only_market(replica: &TestDatabase) {
     let replica_pools = replica.migrated().await;
     let ghost = User {
         id: UserId::from_uuid(Uuid::now_v7()),
@@ -57,23 +53,34 @@ async fn reads_go_to_the_replica_and_a_writer_reads_its_own_writes(backend: Back
         .insert(&replica_only)
         .await
         .expect("a market on the replica");
+}
 
+fn names(reply: &tests::Reply) -> Vec<String> {
+    reply.body["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| m["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+async fn reads_go_to_the_replica_and_a_writer_reads_its_own_writes(backend: Backend) {
+    let (Some(primary), Some(replica)) = (
+        TestDatabase::of(backend).await,
+        TestDatabase::of(backend).await,
+    ) else {
+        return;
+    };
+    replica_only_market(&replica).await;
     let replica_url = replica.url().to_owned();
     let app = TestApp::spawn_with(backend, primary, move |url| {
         let mut config = test_config(url);
         config.database.read_url = Some(SecretString::from(replica_url));
         config.database.read_your_writes_ms = 1_500;
+        config.cache.enabled = false;
         config
     })
     .await;
-    let names = |reply: &tests::Reply| -> Vec<String> {
-        reply.body["data"]
-            .as_array()
-            .expect("a list")
-            .iter()
-            .map(|m| m["name"].as_str().expect("a name").to_owned())
-            .collect()
-    };
 
     assert_eq!(
         names(&app.get("/api/v1/markets").await),
@@ -111,4 +118,31 @@ async fn sqlite_reads_go_to_the_replica_and_a_writer_reads_its_own_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_reads_go_to_the_replica_and_a_writer_reads_its_own_writes() {
     reads_go_to_the_replica_and_a_writer_reads_its_own_writes(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_caching_on_shared_pages_are_built_from_the_primary() {
+    let (Some(primary), Some(replica)) = (
+        TestDatabase::of(Backend::Postgres).await,
+        TestDatabase::of(Backend::Postgres).await,
+    ) else {
+        return;
+    };
+    replica_only_market(&replica).await;
+    let replica_url = replica.url().to_owned();
+    let app = TestApp::spawn_with(Backend::Postgres, primary, move |url| {
+        let mut config = test_config(url);
+        config.database.read_url = Some(SecretString::from(replica_url));
+        config
+    })
+    .await;
+    let (_, writer) = app.signed_in_user().await;
+    app.create_market(&writer, "Written to the primary", "test")
+        .await;
+    assert_eq!(
+        names(&app.get("/api/v1/markets").await),
+        ["Written to the primary"],
+        "a page shared through the cache never shows a replica's lag"
+    );
+    drop(replica);
 }

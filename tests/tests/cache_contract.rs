@@ -1,15 +1,16 @@
-//! The cache port's contract, run against the in-process cache and Redis, and how the Redis
-//! adapter behaves when Redis does not answer.
+//! The cache port's contract, run against the in-process cache, Redis and the tiered cache (both
+//! in front of each other), and how the Redis adapter behaves when Redis does not answer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter_cache::{RedisCache, RedisCacheConfig, RedisProbe};
+use adapter_cache::{RedisCache, RedisCacheConfig, RedisProbe, TieredCache, TieredCacheConfig};
 use domain::ports::{Cache, CacheEntry, HealthProbe};
 use uuid::Uuid;
 
 /// Generates one test per adapter for each listed `async fn(Arc<dyn Cache>)`:
-/// `in_process::<name>` and `redis::<name>` (skipped loudly when Redis is unavailable).
+/// `in_process::<name>`, `redis::<name>` and `tiered::<name>` (the last two skipped loudly when
+/// Redis is unavailable; the tiered cache is subscribed, so its in-process tier is in use).
 macro_rules! cache_contract_tests {
     ($($test:ident),* $(,)?) => {
         mod in_process {
@@ -32,7 +33,31 @@ macro_rules! cache_contract_tests {
                 }
             )*
         }
+        mod tiered {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some((_redis, cache)) = super::subscribed_tiered_cache().await {
+                        super::$test(std::sync::Arc::new(cache)).await;
+                    }
+                }
+            )*
+        }
     };
+}
+
+/// A [`TieredCache`] under a fresh prefix, once its subscriber is subscribed, with the
+/// [`tests::TestRedis`] that deletes its keys when dropped; `None` when Redis is unavailable.
+async fn subscribed_tiered_cache() -> Option<(tests::TestRedis, TieredCache)> {
+    let redis = tests::TestRedis::start().await?;
+    let cache = TieredCache::connect(redis.url(), redis.config(), TieredCacheConfig::default())
+        .expect("a valid configuration");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !cache.is_subscribed() {
+        assert!(Instant::now() < deadline, "the tiered cache subscribes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Some((redis, cache))
 }
 
 cache_contract_tests!(
@@ -53,6 +78,7 @@ cache_contract_tests!(
     deleting_a_missing_key_succeeds,
     generations_start_at_zero_and_count_every_bump,
     namespaces_and_keys_are_independent,
+    what_one_handle_writes_another_reads,
     concurrent_writes_in_any_order_leave_the_newest_version,
     concurrent_bumps_are_all_counted,
 );
@@ -273,6 +299,19 @@ async fn namespaces_and_keys_are_independent(cache: Arc<dyn Cache>) {
     assert_eq!(get(&*cache, "b").await, Some(value(1, b"b")));
 }
 
+async fn what_one_handle_writes_another_reads(cache: Arc<dyn Cache>) {
+    // Read first, so that a tiered cache holds the entry in memory; then overwrite and delete.
+    set(&*cache, "k", &value(1, b"one"), LONG).await;
+    assert_eq!(get(&*cache, "k").await, Some(value(1, b"one")));
+    assert_eq!(get(&*cache, "k").await, Some(value(1, b"one")));
+    set(&*cache, "k", &value(2, b"two"), LONG).await;
+    assert_eq!(get(&*cache, "k").await, Some(value(2, b"two")));
+    cache.delete("k").await.expect("the cache answers");
+    assert_eq!(get(&*cache, "k").await, None);
+    assert!(set(&*cache, "k", &tombstone(1), LONG).await);
+    assert_eq!(get(&*cache, "k").await, Some(tombstone(1)));
+}
+
 async fn concurrent_writes_in_any_order_leave_the_newest_version(cache: Arc<dyn Cache>) {
     let mut versions: Vec<i64> = (1..=50).collect();
     versions.sort_by_cached_key(|_| Uuid::new_v4());
@@ -466,6 +505,144 @@ mod redis_adapter {
         assert_eq!(get(&first, "k").await, Some(value(1, b"first")));
         assert_eq!(get(&second, "k").await, Some(value(1, b"second")));
         assert_eq!(second.generation("n").await.expect("an answer"), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_epoch_voids_every_entry_but_no_generation() {
+        let Some((_redis, cache)) = tests::test_cache().await else {
+            return;
+        };
+        assert!(set(&cache, "k", &value(5, b"five"), LONG).await);
+        assert!(set(&cache, "gone", &tombstone(5), LONG).await);
+        cache.bump_generation("n").await.expect("an answer");
+        assert_eq!(cache.bump_epoch().await.expect("an answer"), 1);
+        assert_eq!(get(&cache, "k").await, None);
+        assert_eq!(get(&cache, "gone").await, None);
+        assert_eq!(cache.generation("n").await.expect("an answer"), 1);
+        // An entry of a past epoch no longer blocks older versions.
+        assert!(set(&cache, "k", &value(1, b"one"), LONG).await);
+        assert!(!set(&cache, "k", &value(1, b"again"), LONG).await);
+        assert_eq!(get(&cache, "k").await, Some(value(1, b"one")));
+        assert_eq!(cache.bump_epoch().await.expect("an answer"), 2);
+        assert_eq!(get(&cache, "k").await, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_without_an_epoch_belongs_to_the_first() {
+        // Entries written before epochs existed: `{v, b}` without `e`.
+        let Some((redis, cache)) = tests::test_cache().await else {
+            return;
+        };
+        let client = ::redis::Client::open(redis.url()).expect("a valid URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers");
+        let key = format!("{}e:old", redis.prefix());
+        ::redis::pipe()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("v")
+            .arg(3)
+            .arg("b")
+            .arg("x")
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(60_000)
+            .query_async::<()>(&mut connection)
+            .await
+            .expect("Redis answers");
+        assert_eq!(get(&cache, "old").await, Some(value(3, b"x")));
+        assert!(!set(&cache, "old", &value(2, b"older"), LONG).await);
+        cache.bump_epoch().await.expect("an answer");
+        assert_eq!(get(&cache, "old").await, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_change_is_published_with_its_origin() {
+        use futures_util::StreamExt;
+
+        let Some((redis, cache)) = tests::test_cache().await else {
+            return;
+        };
+        let cache = cache.with_origin("me").expect("a valid origin");
+        let client = ::redis::Client::open(redis.url()).expect("a valid URL");
+        let mut pubsub = client.get_async_pubsub().await.expect("Redis answers");
+        pubsub
+            .subscribe(cache.invalidation_channel())
+            .await
+            .expect("Redis answers");
+        assert_eq!(
+            cache.invalidation_channel(),
+            format!("{}invalidations", redis.prefix())
+        );
+        let mut messages = pubsub.into_on_message();
+
+        assert!(set(&cache, "markets:1", &value(3, b"x"), LONG).await);
+        assert!(!set(&cache, "markets:1", &value(2, b"refused"), LONG).await);
+        assert!(set(&cache, "a key with spaces", &tombstone(-4), LONG).await);
+        cache.delete("markets:1").await.expect("an answer");
+        cache
+            .bump_generation("markets:list")
+            .await
+            .expect("an answer");
+        cache.bump_epoch().await.expect("an answer");
+        cache.get("markets:1").await.expect("an answer");
+        cache.generation("markets:list").await.expect("an answer");
+
+        let mut heard = Vec::new();
+        while heard.len() < 5 {
+            let message = tokio::time::timeout(Duration::from_secs(3), messages.next())
+                .await
+                .expect("a message within 3 s")
+                .expect("the subscription stays open");
+            heard.push(message.get_payload::<String>().expect("a text message"));
+        }
+        assert_eq!(
+            heard,
+            [
+                "me e 3 markets:1",
+                "me e -4 a key with spaces",
+                "me d markets:1",
+                "me g 1 markets:list",
+                "me flush 1",
+            ]
+        );
+        // Reads and refused writes publish nothing.
+        let more = tokio::time::timeout(Duration::from_millis(100), messages.next()).await;
+        assert!(more.is_err(), "nothing more: {more:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_and_failures_are_counted() {
+        let Some((_redis, cache)) = tests::test_cache().await else {
+            return;
+        };
+        set(&cache, "k", &value(1, b"x"), LONG).await;
+        get(&cache, "k").await;
+        get(&cache, "k").await;
+        get(&cache, "missing").await;
+        let stats = cache.stats();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(
+            (
+                stats[0].tier,
+                stats[0].hits,
+                stats[0].misses,
+                stats[0].errors
+            ),
+            ("redis", 2, 1, 0)
+        );
+
+        let address = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("a bound address")
+        };
+        let down = cache_at(address, Duration::from_secs(1));
+        assert!(down.get("k").await.is_err());
+        assert!(down.delete("k").await.is_err());
+        let stats = down.stats();
+        assert_eq!((stats[0].hits, stats[0].misses, stats[0].errors), (0, 0, 2));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

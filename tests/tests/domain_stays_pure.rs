@@ -32,7 +32,9 @@ fn metadata() -> Value {
     let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        // Not `--offline`: the metadata of every platform's dependencies is read, and a fresh
+        // machine has only downloaded the host's.
+        .args(["metadata", "--format-version", "1"])
         .current_dir(workspace)
         .output()
         .expect("cargo metadata runs");

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use domain::ports::{Cache, CacheEntry, CacheError};
+use domain::ports::{Cache, CacheEntry, CacheError, CacheTierStats};
 use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 
 use crate::bounded_ttl;
+use crate::counters::TierCounters;
 
 /// What an entry costs besides its key and bytes, in bytes (moka's bookkeeping, the version, the
 /// time to live); it also makes tombstones count towards the bound.
@@ -59,12 +60,14 @@ impl Expiry<String, Arc<Stored>> for PerEntryTtl {
 /// Entries are weighed by the length of their key and bytes (plus a small fixed overhead), and the
 /// least useful are evicted once the total passes `max_bytes` (an entry heavier than that is
 /// never kept). Expired entries are never returned. Generations live in a map beside the entries
-/// and are never evicted. Cloning gives another handle on the same cache.
+/// and are never evicted. Reads are counted (tier `"memory"`, see [`Cache::stats`]). Cloning gives
+/// another handle on the same cache.
 #[derive(Clone)]
 pub struct InProcessCache {
     entries: moka::future::Cache<String, Arc<Stored>>,
     generations: Arc<Mutex<HashMap<String, u64>>>,
     max_bytes: u64,
+    counters: TierCounters,
 }
 
 impl InProcessCache {
@@ -81,7 +84,19 @@ impl InProcessCache {
             entries,
             generations: Arc::new(Mutex::new(HashMap::new())),
             max_bytes,
+            counters: TierCounters::default(),
         }
+    }
+
+    /// The counters of this tier (`"memory"`).
+    pub(crate) fn tier_stats(&self) -> CacheTierStats {
+        self.counters.snapshot("memory")
+    }
+
+    /// Forgets every entry at once (none is returned afterwards, even before moka reclaims its
+    /// memory); generations are kept, so they never go backwards.
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
     }
 
     /// The bound given to [`InProcessCache::new`].
@@ -118,10 +133,12 @@ impl fmt::Debug for InProcessCache {
 #[async_trait]
 impl Cache for InProcessCache {
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
-        Ok(self.entries.get(key).await.map(|stored| CacheEntry {
+        let found = self.entries.get(key).await.map(|stored| CacheEntry {
             version: stored.version,
             value: stored.value.as_deref().map(<[u8]>::to_vec),
-        }))
+        });
+        self.counters.read(found.as_ref());
+        Ok(found)
     }
 
     async fn set_if_newer(
@@ -167,6 +184,10 @@ impl Cache for InProcessCache {
         let generation = generations.entry(namespace.to_owned()).or_insert(0);
         *generation = generation.saturating_add(1);
         Ok(*generation)
+    }
+
+    fn stats(&self) -> Vec<CacheTierStats> {
+        vec![self.tier_stats()]
     }
 }
 
@@ -253,5 +274,48 @@ mod tests {
         cache.bump_generation("n").await.expect("an answer");
         assert_eq!(other.get("k").await.expect("an answer"), Some(entry(3, 1)));
         assert_eq!(other.generation("n").await.expect("an answer"), 1);
+    }
+
+    #[tokio::test]
+    async fn clear_forgets_entries_and_keeps_generations() {
+        let cache = InProcessCache::new(1_000_000);
+        cache
+            .set_if_newer("k", &entry(5, 1), Duration::from_secs(60))
+            .await
+            .expect("the in-process cache answers");
+        cache.bump_generation("n").await.expect("an answer");
+        cache.clear();
+        assert_eq!(cache.get("k").await.expect("an answer"), None);
+        assert_eq!(cache.generation("n").await.expect("an answer"), 1);
+        // A forgotten entry no longer blocks older versions.
+        assert!(
+            cache
+                .set_if_newer("k", &entry(1, 1), Duration::from_secs(60))
+                .await
+                .expect("the in-process cache answers")
+        );
+        assert_eq!(cache.get("k").await.expect("an answer"), Some(entry(1, 1)));
+        assert_eq!(cache.bump_generation("n").await.expect("an answer"), 2);
+    }
+
+    #[tokio::test]
+    async fn reads_are_counted() {
+        let cache = InProcessCache::new(1_000_000);
+        cache
+            .set_if_newer("k", &entry(1, 1), Duration::from_secs(60))
+            .await
+            .expect("the in-process cache answers");
+        cache.get("k").await.expect("an answer");
+        cache.get("k").await.expect("an answer");
+        cache.get("missing").await.expect("an answer");
+        assert_eq!(
+            cache.stats(),
+            vec![CacheTierStats {
+                tier: "memory",
+                hits: 2,
+                misses: 1,
+                errors: 0
+            }]
+        );
     }
 }

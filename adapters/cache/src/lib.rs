@@ -2,16 +2,36 @@
 //!
 //! - [`InProcessCache`]: one process's memory, bounded in bytes; for the embedded profile and tests.
 //! - [`RedisCache`]: shared by every instance; [`RedisProbe`] reports whether it answers.
+//! - [`TieredCache`]: an [`InProcessCache`] in front of a [`RedisCache`], kept coherent across
+//!   instances by Redis pub/sub, behind a circuit breaker.
 //!
-//! Both keep an entry at most [`MAX_TTL`], and at least a millisecond (Redis's resolution).
+//! All keep an entry at most [`MAX_TTL`], and at least a millisecond (Redis's resolution).
+//!
+//! # Invalidation messages
+//!
+//! The Redis cache publishes every change on `{key_prefix}invalidations`, from the Lua script that
+//! makes it. Each message is text, fields separated by one space, the key or namespace last (it
+//! may hold spaces); `origin` is the publishing [`RedisCache`]'s [`RedisCache::origin`]:
+//!
+//! | message | published when |
+//! |---|---|
+//! | `{origin} e {version} {key}` | `set_if_newer` stored `version` under `key` |
+//! | `{origin} d {key}` | `delete` removed `key` |
+//! | `{origin} g {generation} {namespace}` | `bump_generation` moved `namespace` to `generation` |
+//! | `{origin} flush {epoch}` | [`RedisCache::bump_epoch`] voided every entry |
 
+mod breaker;
+mod counters;
 mod in_process;
+mod invalidation;
 mod redis_cache;
+mod tiered;
 
 use std::time::Duration;
 
 pub use in_process::InProcessCache;
 pub use redis_cache::{RedisCache, RedisCacheConfig, RedisConfigError, RedisProbe};
+pub use tiered::{TieredCache, TieredCacheConfig};
 
 /// The longest time to live either cache grants; longer ones are shortened to it.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);

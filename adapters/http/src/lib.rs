@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
+pub mod rendering;
 pub mod request_context;
 pub mod routes;
 

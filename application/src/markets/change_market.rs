@@ -131,6 +131,7 @@ impl UseCases {
             .map_err(Unavailable::from)?;
         transaction.commit().await.map_err(Unavailable::from)?;
         self.wrote(actor);
+        deps.cached_markets.market_changed(&market).await;
         tracing::info!(market_id = %id, version = market.version, "market changed");
         Ok(market)
     }

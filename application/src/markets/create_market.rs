@@ -135,6 +135,7 @@ impl UseCases {
         idempotency::complete(idempotency, transaction.as_ref(), &created).await?;
         transaction.commit().await.map_err(Unavailable::from)?;
         self.wrote(actor);
+        deps.cached_markets.market_changed(&created.market).await;
         tracing::info!(market_id = %created.market.id, creator_id = %actor.user_id, "market created");
         Ok(created)
     }

@@ -69,6 +69,7 @@ impl UseCases {
             .map_err(Unavailable::from)?;
         transaction.commit().await.map_err(Unavailable::from)?;
         self.wrote(actor);
+        deps.cached_markets.market_deleted(id, market.version).await;
         tracing::info!(market_id = %id, by = %actor.user_id, "market deleted");
         Ok(())
     }

@@ -1,7 +1,8 @@
-//! Get market: one market by id, for anyone.
+//! Get market: one market by id, for anyone, rendered (from the cache when caching is on).
 
-use domain::{Market, MarketId};
+use domain::MarketId;
 
+use crate::caching::Rendered;
 use crate::{Unavailable, UseCases};
 
 /// Why a market could not be returned.
@@ -14,13 +15,13 @@ pub enum GetMarketError {
 }
 
 impl UseCases {
-    /// The market with this id.
+    /// The market with this id, as the client receives it, with its version.
     ///
     /// # Errors
     /// [`GetMarketError::NotFound`] or [`GetMarketError::Unavailable`].
-    pub async fn get_market(&self, id: MarketId) -> Result<Market, GetMarketError> {
+    pub async fn get_market(&self, id: MarketId) -> Result<Rendered, GetMarketError> {
         self.deps()
-            .markets
+            .cached_markets
             .find_by_id(id)
             .await
             .map_err(Unavailable::from)?

@@ -1,11 +1,13 @@
 //! List markets: filtered, sorted, paginated, with only the requested fields, and optionally their
-//! creators loaded in one batch.
+//! creators loaded in one batch; rendered, and shared through the cache when caching is on.
 
 use std::collections::BTreeSet;
 
 use domain::listing::{MarketField, MarketListQuery, MarketProjection};
+use domain::ports::{MarketRepository, RepositoryError};
 use domain::{Actor, Page, User};
 
+use crate::caching::Rendered;
 use crate::{Unavailable, UseCases};
 
 /// A page of markets and, when asked for, the users who created them.
@@ -24,9 +26,13 @@ pub enum ListMarketsError {
 }
 
 impl UseCases {
-    /// One page of markets, read from the replica unless `viewer` wrote recently (then from the
-    /// primary, so that they see their own writes). With `include_creators`, the creators of the
-    /// page are loaded with one more query, whatever the page size.
+    /// One page of markets, rendered. With `include_creators`, the creators of the page are loaded
+    /// with one more query, whatever the page size.
+    ///
+    /// A page shared through the cache is built from the primary (a replica's lag would be
+    /// shared with everyone until the next write). Without the cache the page is read from the
+    /// replica, unless `viewer` wrote recently (then from the primary, so that they see their own
+    /// writes).
     ///
     /// # Errors
     /// [`ListMarketsError::Unavailable`] on storage failure.
@@ -35,28 +41,44 @@ impl UseCases {
         query: &MarketListQuery,
         include_creators: bool,
         viewer: Option<&Actor>,
-    ) -> Result<MarketList, ListMarketsError> {
+    ) -> Result<Rendered, ListMarketsError> {
         let deps = self.deps();
-        let source = if self.needs_primary(viewer) {
+        let routed = if self.needs_primary(viewer) {
             &deps.markets
         } else {
             &deps.market_reads
         };
+        let rendered = deps
+            .cached_markets
+            .list(
+                query,
+                include_creators,
+                || self.load_page(deps.markets.as_ref(), query, include_creators),
+                || self.load_page(routed.as_ref(), query, include_creators),
+            )
+            .await
+            .map_err(Unavailable::from)?;
+        Ok(rendered)
+    }
+
+    async fn load_page(
+        &self,
+        source: &dyn MarketRepository,
+        query: &MarketListQuery,
+        include_creators: bool,
+    ) -> Result<MarketList, RepositoryError> {
         let mut query = query.clone();
         if include_creators {
             query.fields = query.fields.with(MarketField::CreatorId);
         }
-        let page = source.list(&query).await.map_err(Unavailable::from)?;
+        let page = source.list(&query).await?;
         let creators = if include_creators {
             let ids: BTreeSet<_> = page.items.iter().filter_map(|m| m.creator_id).collect();
             let ids: Vec<_> = ids.into_iter().collect();
             if ids.is_empty() {
                 Vec::new()
             } else {
-                deps.users
-                    .find_many(&ids)
-                    .await
-                    .map_err(Unavailable::from)?
+                self.deps().users.find_many(&ids).await?
             }
         } else {
             Vec::new()

@@ -110,6 +110,7 @@ impl UseCases {
         idempotency::complete(idempotency, transaction.as_ref(), &position).await?;
         transaction.commit().await.map_err(Unavailable::from)?;
         self.wrote(actor);
+        deps.cached_markets.market_changed(&market).await;
         tracing::info!(
             position_id = %position.id,
             market_id = %market_id,

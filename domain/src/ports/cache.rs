@@ -16,6 +16,19 @@ pub struct CacheEntry {
     pub value: Option<Vec<u8>>,
 }
 
+/// Counters of one tier of a cache since the process started, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheTierStats {
+    /// `"memory"` for an in-process tier, `"redis"` for Redis.
+    pub tier: &'static str,
+    /// Reads answered by this tier (tombstones included).
+    pub hits: u64,
+    /// Reads this tier could not answer (nothing stored, expired, or skipped).
+    pub misses: u64,
+    /// Operations that failed or were refused by an open circuit breaker.
+    pub errors: u64,
+}
+
 /// The cache could not answer. Callers MUST treat this as a miss (read from the source of truth)
 /// and never fail a request because of it.
 #[derive(Debug, thiserror::Error)]
@@ -70,4 +83,9 @@ pub trait Cache: Send + Sync {
     /// [`CacheError`] when the cache cannot answer in time; the generation may or may not have
     /// moved.
     async fn bump_generation(&self, namespace: &str) -> Result<u64, CacheError>;
+
+    /// Hit, miss and error counters for each tier, nearest first; empty when not counted.
+    fn stats(&self) -> Vec<CacheTierStats> {
+        Vec::new()
+    }
 }

@@ -9,7 +9,7 @@ mod security;
 mod system;
 mod unit_of_work;
 
-pub use cache::{Cache, CacheEntry, CacheError};
+pub use cache::{Cache, CacheEntry, CacheError, CacheTierStats};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
 pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
 pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};

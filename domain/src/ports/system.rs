@@ -50,6 +50,12 @@ pub trait HealthProbe: Send + Sync {
     /// A short name for reports, such as `"database"`.
     fn name(&self) -> &'static str;
 
+    /// Whether the service cannot work without this dependency (the database). A failing
+    /// optional one (a cache the service degrades without) is reported but leaves it ready.
+    fn required(&self) -> bool {
+        true
+    }
+
     /// # Errors
     /// [`ProbeError`] when the dependency does not answer correctly in time.
     async fn check(&self) -> Result<(), ProbeError>;

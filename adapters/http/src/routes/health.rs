@@ -16,11 +16,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The state of the process or of one dependency.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthStatus {
+    /// `ok`, or `degraded` when an optional dependency does not answer.
     #[schema(example = "ok")]
     pub status: &'static str,
-    /// Dependencies checked, by name (readiness only).
+    /// Dependencies that answered, by name (readiness only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
+    /// Optional dependencies that did not answer (the service works without them, slower).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
 }
 
 /// The process is up.
@@ -32,34 +36,45 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Envelope::of(HealthStatus {
         status: "ok",
         checks: Vec::new(),
+        degraded: Vec::new(),
     }))
 }
 
-/// Every dependency answers (the database; the cache when configured).
+/// Every required dependency answers (the database); optional ones (Redis) that do not are listed
+/// as `degraded` without failing readiness.
 #[utoipa::path(
     get, path = "/health/ready", tag = "health",
     responses(
-        (status = 200, description = "Ready", body = Envelope<HealthStatus>),
-        (status = 503, description = "`service_unavailable`: a dependency is down (named in the message)", body = ErrorBody),
+        (status = 200, description = "Ready; `status` is `degraded` when an optional dependency is down", body = Envelope<HealthStatus>),
+        (status = 503, description = "`service_unavailable`: a required dependency is down (named in the message)", body = ErrorBody),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut checks = Vec::with_capacity(state.probes.len());
+    let mut degraded = Vec::new();
     for probe in &state.probes {
-        match tokio_timeout(probe.check()).await {
-            Some(Ok(())) => checks.push(probe.name().to_owned()),
-            Some(Err(error)) => return Err(ApiError::service_unavailable(error)),
-            None => {
-                return Err(ApiError::service_unavailable(format!(
-                    "{} did not answer within {PROBE_TIMEOUT:?}",
-                    probe.name()
-                )));
+        let failure = match tokio_timeout(probe.check()).await {
+            Some(Ok(())) => {
+                checks.push(probe.name().to_owned());
+                continue;
             }
+            Some(Err(error)) => error.to_string(),
+            None => format!("{} did not answer within {PROBE_TIMEOUT:?}", probe.name()),
+        };
+        if probe.required() {
+            return Err(ApiError::service_unavailable(failure));
         }
+        tracing::warn!(dependency = probe.name(), %failure, "optional dependency down");
+        degraded.push(probe.name().to_owned());
     }
     Ok(HttpResponse::Ok().json(Envelope::of(HealthStatus {
-        status: "ok",
+        status: if degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
         checks,
+        degraded,
     })))
 }
 

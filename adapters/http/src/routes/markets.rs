@@ -1,10 +1,9 @@
 //! `/api/v1/markets`: the markets resource.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, EntityTag, IfNoneMatch};
+use actix_web::http::header::{self, CacheControl, CacheDirective, EntityTag, IfNoneMatch};
 use actix_web::{HttpRequest, HttpResponse, web};
+use application::caching::Rendered;
 use application::idempotency::{Idempotent, Replayable};
 use application::markets::CreatedMarket;
 use domain::ports::StoredResponse;
@@ -15,16 +14,30 @@ use crate::AppState;
 use crate::dto::markets::{
     CreateMarketRequest, MarketContentRequest, MarketListParams, MarketPatchRequest, MarketResponse,
 };
-use crate::dto::users::UserResponse;
 use crate::envelope::{Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AuthUser, IdempotencyKey, IfMatch, MaybeAuthUser, ValidJson, entity_tag};
 use crate::idempotency;
 
-/// The response for one market, with its `ETag`.
-fn market_response(mut response: actix_web::HttpResponseBuilder, market: &Market) -> HttpResponse {
+/// Market representations may be stored by clients and proxies but must be revalidated (with
+/// `If-None-Match`) before each use: they change whenever a position is opened.
+fn revalidate() -> CacheControl {
+    CacheControl(vec![CacheDirective::NoCache])
+}
+
+/// A rendered JSON body, sent as it is.
+fn rendered_json(mut response: actix_web::HttpResponseBuilder, body: Vec<u8>) -> HttpResponse {
     response
+        .insert_header(header::ContentType::json())
+        .insert_header(revalidate())
+        .body(body)
+}
+
+/// The response for one market just changed, with its `ETag`.
+fn changed_market(market: &Market) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((header::ETAG, entity_tag(market.version)))
+        .insert_header(revalidate())
         .json(Envelope::of(MarketResponse::from(market)))
 }
 
@@ -62,23 +75,11 @@ pub async fn list_markets(
     MaybeAuthUser(viewer): MaybeAuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let (query, include_creator) = params.into_inner().into_query()?;
-    let list = state
+    let page = state
         .use_cases
         .list_markets(&query, include_creator, viewer.as_ref())
         .await?;
-    let creators: HashMap<_, _> = list.creators.iter().map(|user| (user.id, user)).collect();
-    let page = list.page.map(|market| {
-        let creator = market
-            .creator_id
-            .filter(|_| include_creator)
-            .and_then(|id| creators.get(&id))
-            .map(|user| UserResponse::of(user, None));
-        MarketResponse {
-            creator,
-            ..MarketResponse::from(market)
-        }
-    });
-    Ok(HttpResponse::Ok().json(ListEnvelope::of(page)))
+    Ok(rendered_json(HttpResponse::Ok(), page.body))
 }
 
 /// Create a market (needs the `write` permission), optionally with the creator's first position:
@@ -140,11 +141,11 @@ pub async fn get_market(
     request: HttpRequest,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = state
+    let Rendered { version, body } = state
         .use_cases
         .get_market(MarketId::from_uuid(id.into_inner()))
         .await?;
-    let current = EntityTag::new_strong(market.version.to_string());
+    let current = EntityTag::new_strong(version.to_string());
     let unchanged = match header::Header::parse(&request) {
         Ok(IfNoneMatch::Any) => true,
         Ok(IfNoneMatch::Items(tags)) => tags.iter().any(|tag| tag.weak_eq(&current)),
@@ -153,9 +154,12 @@ pub async fn get_market(
     if unchanged {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, current))
+            .insert_header(revalidate())
             .finish());
     }
-    Ok(market_response(HttpResponse::Ok(), &market))
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::ETAG, current));
+    Ok(rendered_json(response, body))
 }
 
 /// Replace what a market says (name, description, category, end date).
@@ -195,7 +199,7 @@ pub async fn replace_market(
             precondition,
         )
         .await?;
-    Ok(market_response(HttpResponse::Ok(), &market))
+    Ok(changed_market(&market))
 }
 
 /// Change some fields of a market; `status` (close, resolve with an outcome, cancel) needs a
@@ -236,7 +240,7 @@ pub async fn update_market(
             precondition,
         )
         .await?;
-    Ok(market_response(HttpResponse::Ok(), &market))
+    Ok(changed_market(&market))
 }
 
 /// Delete a market: the owner while it has no positions, or an admin.
