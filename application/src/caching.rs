@@ -7,7 +7,8 @@
 //!   tombstone one version above its last.
 //! - List pages live under `markets:list:{generation}:{query}`; every committed market write
 //!   bumps the generation, which retires every page at once without listing keys.
-//! - Concurrent misses on one key share one load (single-flight).
+//! - Concurrent misses on one key share one load (single-flight), which looks at the cache again
+//!   first: a flight that ended just before it started has filled the key.
 //! - The cache is an optimisation only: when it fails, reads go to the database and writes log.
 
 use std::future::Future;
@@ -154,16 +155,14 @@ impl CachedMarketRepository {
             return Ok(market.map(|market| self.render(&market)));
         };
         let key = market_key(id);
-        match cache.get(&key).await {
-            Ok(Some(CacheEntry {
-                version,
-                value: Some(body),
-            })) => return Ok(Some(Rendered { version, body })),
-            Ok(Some(CacheEntry { value: None, .. })) => return Ok(None),
-            Ok(None) => {}
-            Err(error) => tracing::debug!(error = %error, "cache read failed; loading"),
+        if let Some(known) = lookup_market(cache.as_ref(), &key).await {
+            return Ok(known);
         }
         let load = || async {
+            // A flight that ended between this caller's miss and its own start filled the key.
+            if let Some(known) = lookup_market(cache.as_ref(), &key).await {
+                return Ok(known);
+            }
             let market = self.markets.find_by_id(id).await.map_err(Arc::new)?;
             let Some(market) = market else {
                 let tombstone = CacheEntry {
@@ -224,14 +223,13 @@ impl CachedMarketRepository {
             }
         };
         let key = format!("{LIST_NAMESPACE}:{generation}:{include_creators}:{query:?}");
-        match cache.get(&key).await {
-            Ok(Some(CacheEntry {
-                value: Some(body), ..
-            })) => return Ok(Rendered { version: 0, body }),
-            Ok(_) => {}
-            Err(error) => tracing::debug!(error = %error, "cache read failed; loading"),
+        if let Some(page) = lookup_page(cache.as_ref(), &key).await {
+            return Ok(page);
         }
         let fill = || async {
+            if let Some(page) = lookup_page(cache.as_ref(), &key).await {
+                return Ok(page);
+            }
             let rendered = render(&load().await.map_err(Arc::new)?);
             let entry = CacheEntry {
                 version: 0,
@@ -317,6 +315,37 @@ impl CachedMarketRepository {
             .await
         {
             tracing::debug!(error = %error, key, "cache fill failed");
+        }
+    }
+}
+
+/// What the cache knows of a market: `Some(Some(_))` its body, `Some(None)` that it does not exist,
+/// `None` nothing (a miss, or a cache that did not answer).
+async fn lookup_market(cache: &dyn Cache, key: &str) -> Option<Option<Rendered>> {
+    match cache.get(key).await {
+        Ok(Some(CacheEntry {
+            version,
+            value: Some(body),
+        })) => Some(Some(Rendered { version, body })),
+        Ok(Some(CacheEntry { value: None, .. })) => Some(None),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::debug!(error = %error, "cache read failed; loading");
+            None
+        }
+    }
+}
+
+/// The cached page under `key`, if the cache holds one.
+async fn lookup_page(cache: &dyn Cache, key: &str) -> Option<Rendered> {
+    match cache.get(key).await {
+        Ok(Some(CacheEntry {
+            value: Some(body), ..
+        })) => Some(Rendered { version: 0, body }),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::debug!(error = %error, "cache read failed; loading");
+            None
         }
     }
 }

@@ -244,10 +244,15 @@ impl Application {
         }
         let redis = redis_cache(config)?;
         let use_cases = use_cases(config, &database, redis.as_ref())?;
-        let housekeeping = tokio::spawn(crate::maintenance::purge_idempotency_records(
+        let purge = crate::maintenance::purge_idempotency_records(
             Arc::clone(&use_cases.deps().idempotency),
             Arc::clone(&use_cases.deps().clock),
-        ));
+        );
+        let cache_stats =
+            crate::maintenance::log_cache_stats(use_cases.deps().cached_markets.clone());
+        let housekeeping = tokio::spawn(async move {
+            tokio::join!(purge, cache_stats);
+        });
         let mut probes: Vec<Arc<dyn HealthProbe>> =
             vec![Arc::new(DatabaseProbe::new(database.clone()))];
         if let Some(redis) = &redis {

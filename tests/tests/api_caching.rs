@@ -135,6 +135,17 @@ async fn single_markets_revalidate_with_etags(app: TestApp) {
         .await;
     assert_eq!(changed.status, 200, "the position changed the market");
     assert_ne!(changed.header("etag"), Some(etag.as_str()));
+
+    // Everything else must not be kept by anyone in between: private, or changed by every write.
+    let missing = app
+        .get(&format!("/api/v1/markets/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("cache-control"), Some("no-store"));
+    let me = app.get_as(&token, "/api/v1/users/me").await;
+    assert_eq!(me.header("cache-control"), Some("no-store"));
+    let page = app.get("/api/v1/markets").await;
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,5 +350,134 @@ async fn reads_are_served_from_the_database_while_redis_is_paused_or_stopped() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_and_writers_on_two_instances_leave_no_stale_value() {
+    let Some((_redis, first, second)) = two_instances(|redis| redis.url().to_owned(), 1_000).await
+    else {
+        return;
+    };
+    let first = std::sync::Arc::new(first);
+    let second = std::sync::Arc::new(second);
+    let (_, token) = first.signed_in_user().await;
+    let market = first.create_market(&token, "Contended", "test").await;
+    let path = market_path(&market);
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+
+    // Readers: each reads one instance in a loop; the versions it sees never go backwards.
+    let mut readers = Vec::new();
+    for n in 0..4 {
+        let app = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let (path, writing) = (path.clone(), writing.clone());
+        readers.push(tokio::spawn(async move {
+            let mut last = 0;
+            let mut reads = 0;
+            while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                let reply = app.get(&path).await;
+                assert_eq!(reply.status, 200, "{}", reply.text);
+                let version = reply.body["data"]["version"].as_i64().expect("a version");
+                assert!(version >= last, "saw version {version} after {last}");
+                last = version;
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    // Writers: 40 positions of 1.00, spread over both instances.
+    let mut writers = Vec::new();
+    for n in 0..4 {
+        let app = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let (path, token) = (path.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let opened = app
+                    .post_json_as(
+                        &token,
+                        &format!("{path}/positions"),
+                        &json!({"side": "no", "amount": "1.00"}),
+                    )
+                    .await;
+                assert_eq!(opened.status, 201, "{}", opened.text);
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("a writer");
+    }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.await.expect("a reader") > 0);
+    }
+    for app in [&first, &second] {
+        let (_, body) = read(app, &path).await;
+        assert_eq!(body["data"]["no_volume"], "40.00", "{body}");
+        assert_eq!(body["data"]["version"], 41);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_redis_never_fails_a_read_and_caching_resumes() {
+    let Some(mut redis) = tests::redis_server::PrivateRedis::start().await else {
+        return;
+    };
+    let Some(prefix) = TestRedis::start().await else {
+        return;
+    };
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(Backend::Postgres, database, |url| {
+            with_redis(url, &prefix, &redis.url(), 50)
+        })
+        .await,
+    );
+    let (_, token) = app.signed_in_user().await;
+    let market = app.create_market(&token, "Through a crash", "test").await;
+    let path = market_path(&market);
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (app, path, reading) = (app.clone(), path.clone(), reading.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0_u32;
+            while reading.load(std::sync::atomic::Ordering::SeqCst) {
+                let reply = app.get(&path).await;
+                assert_eq!(reply.status, 200, "{}", reply.text);
+                let page = app.get("/api/v1/markets?limit=5").await;
+                assert_eq!(page.status, 200, "{}", page.text);
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reading.store(false, std::sync::atomic::Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.await.expect("a reader") > 0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (statements, body) = read(&app, &path).await;
+        assert_eq!(body["data"]["name"], "Through a crash");
+        if statements == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "caching did not resume");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
