@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use domain::listing::MarketListQuery;
 use domain::ports::{Cache, CacheEntry, CacheTierStats, MarketRepository, RepositoryError};
-use domain::{Market, MarketId};
+use domain::{DomainEvent, Market, MarketId};
 use singleflight_async::SingleFlight;
 
 use crate::markets::MarketList;
@@ -293,6 +293,49 @@ impl CachedMarketRepository {
             }
         }
         self.retire_lists(cache.as_ref()).await;
+    }
+
+    /// Repairs the cache from a committed event: when it holds an older version of the market
+    /// than the event says (a write-through lost in a cache outage), the market is reloaded from
+    /// the source of truth and written through, and the list pages are retired. An event the
+    /// cache already reflects changes nothing, so events may be seen twice.
+    pub async fn reconcile(&self, event: &DomainEvent) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let (id, version) = match event {
+            DomainEvent::MarketCreated { market_id, .. } => (*market_id, 1),
+            DomainEvent::MarketUpdated { market_id, version }
+            | DomainEvent::MarketStatusChanged {
+                market_id, version, ..
+            }
+            | DomainEvent::PositionOpened {
+                market_id, version, ..
+            } => (*market_id, *version),
+            DomainEvent::MarketDeleted { market_id } => (*market_id, i64::MAX),
+            DomainEvent::UserRegistered { .. } => return,
+        };
+        let Ok(Some(held)) = cache.get(&market_key(id)).await else {
+            // Nothing cached (a read will load it) or a cache that does not answer.
+            return;
+        };
+        let deleted = matches!(event, DomainEvent::MarketDeleted { .. });
+        let stale = if deleted {
+            held.value.is_some()
+        } else {
+            held.version < version
+        };
+        if !stale {
+            return;
+        }
+        tracing::info!(market_id = %id, cached = held.version, version, "repairing a stale cache entry");
+        match self.markets.find_by_id(id).await {
+            Ok(Some(market)) if !deleted => self.market_changed(&market).await,
+            Ok(_) => self.market_deleted(id, held.version).await,
+            Err(error) => {
+                tracing::warn!(error = %error, market_id = %id, "cache repair could not load the market")
+            }
+        }
     }
 
     async fn retire_lists(&self, cache: &dyn Cache) {

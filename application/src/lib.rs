@@ -4,6 +4,7 @@
 //! grouped by aggregate (`users/`, `markets/`), with its own error enum.
 
 pub mod caching;
+pub mod events;
 pub mod idempotency;
 pub mod markets;
 pub mod positions;

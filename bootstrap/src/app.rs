@@ -10,17 +10,20 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use adapter_cache::{InProcessCache, RedisCacheConfig, RedisProbe, TieredCache, TieredCacheConfig};
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
+use adapter_events::{InProcessEventBus, RedisEventBus, RedisEventBusConfig};
 use adapter_http::rendering::JsonMarketRenderer;
 use adapter_http::request_context::request_context;
+use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
-    Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository,
-    SeaPositionRepository, SeaUnitOfWork, SeaUserRepository,
+    Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository, SeaOutbox,
+    SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork, SeaUserRepository,
 };
 use application::caching::{CachePolicy, CachedMarketRepository};
+use application::events::{EventCounters, Relay, RelaySettings};
 use application::{Deps, Settings, UseCases};
-use domain::ports::{Cache, Clock, HealthProbe, MarketRepository};
+use domain::ports::{Cache, Clock, EventBus, HealthProbe, MarketRepository};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
@@ -61,6 +64,26 @@ pub enum StartError {
 /// # Errors
 /// [`StartError::SqliteFolder`] or [`StartError::Database`].
 pub async fn open_database(config: &Config) -> Result<Database, StartError> {
+    open_pools(config, config.database.max_connections, true).await
+}
+
+/// Connections for background work (the outbox relay), apart from the request pools so that
+/// neither starves the other; on the primary only.
+///
+/// # Errors
+/// [`StartError::Database`].
+pub async fn open_background_database(config: &Config) -> Result<Database, StartError> {
+    open_pools(config, BACKGROUND_CONNECTIONS, false).await
+}
+
+/// Connections of the background pool.
+const BACKGROUND_CONNECTIONS: u32 = 2;
+
+async fn open_pools(
+    config: &Config,
+    max_connections: u32,
+    with_replica: bool,
+) -> Result<Database, StartError> {
     config
         .database
         .ensure_sqlite_dir()
@@ -73,8 +96,8 @@ pub async fn open_database(config: &Config) -> Result<Database, StartError> {
             cause,
         })?;
     let pool = PoolOptions {
-        max_connections: config.database.max_connections,
-        min_connections: config.database.min_connections,
+        max_connections,
+        min_connections: config.database.min_connections.min(max_connections),
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
         idle_timeout: Some(Duration::from_secs(config.database.idle_timeout_secs)),
         statement_timeout: (config.database.statement_timeout_ms > 0)
@@ -87,6 +110,7 @@ pub async fn open_database(config: &Config) -> Result<Database, StartError> {
             .database
             .read_url
             .as_ref()
+            .filter(|_| with_replica)
             .map(|url| url.expose_secret()),
         &pool,
     )
@@ -199,7 +223,7 @@ pub fn redis_cache(config: &Config) -> Result<Option<TieredCache>, StartError> {
     TieredCache::connect(
         url.expose_secret(),
         RedisCacheConfig {
-            key_prefix: settings.key_prefix.clone(),
+            key_prefix: config.redis.key_prefix.clone(),
             pool_size: settings.redis_pool_size,
             connect_timeout: Duration::from_millis(settings.redis_connect_timeout_ms),
             command_timeout: Duration::from_millis(settings.redis_command_timeout_ms),
@@ -217,6 +241,48 @@ pub fn redis_cache(config: &Config) -> Result<Option<TieredCache>, StartError> {
     .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))
 }
 
+/// The event bus: in process, or (with `REDIS_URL`) a Redis stream that every instance reads.
+///
+/// # Errors
+/// [`StartError::Config`] when the Redis URL cannot be used.
+fn event_bus(config: &Config) -> Result<Arc<dyn EventBus>, StartError> {
+    let Some(url) = &config.redis.url else {
+        return Ok(Arc::new(InProcessEventBus::new(config.events.bus_capacity)));
+    };
+    let bus = RedisEventBus::connect(
+        url.expose_secret(),
+        RedisEventBusConfig {
+            stream_key: format!("{}events", config.redis.key_prefix),
+            max_len: config.events.stream_max_len,
+            connect_timeout: Duration::from_millis(config.cache.redis_connect_timeout_ms),
+            ..RedisEventBusConfig::default()
+        },
+    )
+    .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))?;
+    Ok(Arc::new(bus))
+}
+
+/// The outbox relay of this instance, competing for the lease with the others.
+fn relay(
+    config: &Config,
+    database: &Database,
+    use_cases: &UseCases,
+    bus: Arc<dyn EventBus>,
+) -> Relay {
+    Relay::new(
+        Arc::new(SeaOutbox::new(database.clone())),
+        Arc::new(SeaRelayCursors::new(database.clone())),
+        bus,
+        Arc::clone(&use_cases.deps().clock),
+        use_cases.deps().cached_markets.clone(),
+        format!("relay-{}", uuid::Uuid::new_v4().simple()),
+        RelaySettings {
+            batch: config.events.relay_batch,
+            lease: Duration::from_millis(config.events.relay_lease_ms),
+        },
+    )
+}
+
 /// A built, bound, not yet running service.
 pub struct Application {
     port: u16,
@@ -224,6 +290,8 @@ pub struct Application {
     database: Database,
     /// Background housekeeping, stopped with the server.
     housekeeping: tokio::task::JoinHandle<()>,
+    /// The live stream's clients, told 1001 (going away) on shutdown.
+    stream: MarketStream,
 }
 
 impl Application {
@@ -248,17 +316,44 @@ impl Application {
             Arc::clone(&use_cases.deps().idempotency),
             Arc::clone(&use_cases.deps().clock),
         );
-        let cache_stats =
-            crate::maintenance::log_cache_stats(use_cases.deps().cached_markets.clone());
+        let stream = MarketStream::new(StreamSettings {
+            max_connections: config.http.ws_max_connections,
+            client_buffer: config.http.ws_client_buffer,
+            allowed_origins: config.http.ws_origins(),
+            heartbeat: Duration::from_secs(config.http.ws_heartbeat_secs),
+            client_timeout: Duration::from_secs(config.http.ws_heartbeat_secs * 3),
+        });
+        let bus = event_bus(config)?;
+        let received = EventCounters::new();
+        let counters = crate::maintenance::log_counters(
+            use_cases.deps().cached_markets.clone(),
+            received.clone(),
+        );
+        let live = stream.clone();
+        let forwarding = crate::events::forward(Arc::clone(&bus), move |event| {
+            received.record(&event);
+            live.publish(&event);
+            std::future::ready(())
+        });
+        let background = open_background_database(config).await?;
+        let relay = crate::events::run_relay(
+            relay(config, &background, &use_cases, Arc::clone(&bus)),
+            Duration::from_millis(config.events.relay_poll_ms),
+            Duration::from_millis(config.events.relay_lease_ms / 4),
+        );
         let housekeeping = tokio::spawn(async move {
-            tokio::join!(purge, cache_stats);
+            tokio::join!(purge, counters, relay, forwarding);
         });
         let mut probes: Vec<Arc<dyn HealthProbe>> =
             vec![Arc::new(DatabaseProbe::new(database.clone()))];
         if let Some(redis) = &redis {
             probes.push(Arc::new(RedisProbe::new(redis.redis().clone())));
         }
-        let state = web::Data::new(AppState { use_cases, probes });
+        let state = web::Data::new(AppState {
+            use_cases,
+            probes,
+            stream: stream.clone(),
+        });
         let limits = HttpLimits {
             json_body_bytes: config.http.json_limit_bytes,
         };
@@ -296,6 +391,7 @@ impl Application {
             server,
             database,
             housekeeping,
+            stream,
         })
     }
 
@@ -322,12 +418,44 @@ impl Application {
     /// # Errors
     /// The server's I/O error, if it fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // actix stops on SIGINT/SIGTERM but waits for open connections (up to the shutdown
+        // timeout); WebSocket clients are told to go away (1001) at once instead. A stop through
+        // `ServerHandle::stop` closes them only once the server has stopped.
+        let stream = self.stream.clone();
+        let going_away = tokio::spawn(async move {
+            shutdown_signal().await;
+            stream.close_all();
+        });
         let result = self.server.await;
+        going_away.abort();
+        self.stream.close_all();
         self.housekeeping.abort();
         if let Err(error) = self.database.close().await {
             tracing::warn!(%error, "closing the database pools failed");
         }
         tracing::info!("stopped");
         result
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (the signals actix stops on).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok();
     }
 }

@@ -19,6 +19,10 @@
 //! | `http.workers` | `APP_HTTP__WORKERS` | number of CPUs | HTTP worker threads, 1 to 1024. |
 //! | `http.client_request_timeout_ms` | `APP_HTTP__CLIENT_REQUEST_TIMEOUT_MS` | `5000` | Time allowed for a client to send the request head, 1 ms to 300000 ms. |
 //! | `http.shutdown_timeout_secs` | `APP_HTTP__SHUTDOWN_TIMEOUT_SECS` | `30` | Grace period for in-flight requests on shutdown, 0 s to 3600 s. |
+//! | `http.ws_max_connections` | `APP_HTTP__WS_MAX_CONNECTIONS` | `1000` | WebSocket clients of `/api/v1/markets/stream` at once on one instance (more get 503 `too_many_connections`), 1 to 100000. |
+//! | `http.ws_client_buffer` | `APP_HTTP__WS_CLIENT_BUFFER` | `64` | Messages queued for one WebSocket client; a client that falls further behind is closed (too slow), 1 to 10000. |
+//! | `http.ws_allowed_origins` | `APP_HTTP__WS_ALLOWED_ORIGINS` | empty | Comma-separated page origins (`https://app.example.com`) allowed to open the stream besides the service's own; `*` allows any. |
+//! | `http.ws_heartbeat_secs` | `APP_HTTP__WS_HEARTBEAT_SECS` | `10` | Ping interval; a client silent for 3 intervals is closed, 1 s to 300 s. |
 //! | `database.url` | **`DATABASE_URL`** | `sqlite://data/markets.db?mode=rwc` | `sqlite:...` or `postgres://...` / `postgresql://...`. The default SQLite file (and `./data/`) is created if missing. |
 //! | `database.read_url` | **`DATABASE_READ_URL`** | unset | Optional read replica, same database kind as `DATABASE_URL`; unset means reads go to the primary. |
 //! | `database.max_connections` | `APP_DATABASE__MAX_CONNECTIONS` | `10` | Pool size, 1 to 1000. |
@@ -30,6 +34,7 @@
 //! | `http.idempotency_ttl_secs` | `APP_HTTP__IDEMPOTENCY_TTL_SECS` | `86400` | How long a completed `Idempotency-Key` is kept for replay, 60 s to 604800 s. |
 //! | `http.idempotency_lease_secs` | `APP_HTTP__IDEMPOTENCY_LEASE_SECS` | `60` | How long an unfinished `Idempotency-Key` blocks duplicates before it may be taken over, 1 s to 3600 s. |
 //! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`. When set, `/health/ready` checks it; market reads are cached in process in front of Redis (see `cache.*`); rate limits and event fan-out arrive with their issues (8, 7). Unset means in-process adapters. |
+//! | `redis.key_prefix` | `APP_REDIS__KEY_PREFIX` | `markets:` | Put before every Redis key (cache entries, the event stream), so that several services can share one Redis; 1 to 64 bytes without spaces. |
 //! | `cache.enabled` | `APP_CACHE__ENABLED` | `true` | Cache market reads (`false` turns caching off: every read goes to the database). |
 //! | `cache.market_ttl_secs` | `APP_CACHE__MARKET_TTL_SECS` | `300` | How long one market stays cached (it is rewritten on every change), 1 s to 86400 s. |
 //! | `cache.list_ttl_secs` | `APP_CACHE__LIST_TTL_SECS` | `30` | How long a list page stays cached (every market write retires all pages), 1 s to 3600 s. |
@@ -37,12 +42,16 @@
 //! | `cache.jitter_percent` | `APP_CACHE__JITTER_PERCENT` | `10` | Every time to live is shortened by a random 0 to this percent, 0 to 50. |
 //! | `cache.memory_max_bytes` | `APP_CACHE__MEMORY_MAX_BYTES` | `16777216` | Bound of the in-process cache (alone, or in front of Redis), 64 KiB to 4 GiB. |
 //! | `cache.memory_ttl_secs` | `APP_CACHE__MEMORY_TTL_SECS` | `30` | With Redis: how long an entry stays in the in-process tier, 1 s to 3600 s. |
-//! | `cache.key_prefix` | `APP_CACHE__KEY_PREFIX` | `markets:` | With Redis: put before every key, so that several services can share one Redis; 1 to 64 bytes. |
-//! | `cache.redis_pool_size` | `APP_CACHE__REDIS_POOL_SIZE` | `16` | With Redis: connections, 1 to 1024. |
-//! | `cache.redis_command_timeout_ms` | `APP_CACHE__REDIS_COMMAND_TIMEOUT_MS` | `50` | With Redis: one cache operation, connection wait included; slower counts as a failure, 1 ms to 10000 ms. |
+//! | `cache.redis_pool_size` | `APP_CACHE__REDIS_POOL_SIZE` | `32` | With Redis: connections, 1 to 1024. |
+//! | `cache.redis_command_timeout_ms` | `APP_CACHE__REDIS_COMMAND_TIMEOUT_MS` | `250` | With Redis: one cache operation, connection wait included; slower counts as a failure, 1 ms to 10000 ms. |
 //! | `cache.redis_connect_timeout_ms` | `APP_CACHE__REDIS_CONNECT_TIMEOUT_MS` | `1000` | With Redis: opening a connection, 1 ms to 60000 ms. |
 //! | `cache.breaker_failures` | `APP_CACHE__BREAKER_FAILURES` | `3` | With Redis: consecutive failures that open the circuit breaker (Redis is then skipped), 1 to 1000. |
 //! | `cache.breaker_open_ms` | `APP_CACHE__BREAKER_OPEN_MS` | `1000` | With Redis: how long the breaker stays open before one probe, 10 ms to 600000 ms. |
+//! | `events.relay_poll_ms` | `APP_EVENTS__RELAY_POLL_MS` | `25` | How often the outbox relay looks for committed events when it has nothing to publish, 1 ms to 10000 ms. |
+//! | `events.relay_batch` | `APP_EVENTS__RELAY_BATCH` | `500` | Events published at once, at most, 1 to 10000. |
+//! | `events.relay_lease_ms` | `APP_EVENTS__RELAY_LEASE_MS` | `5000` | One instance relays at a time; when it dies another takes over after this, 100 ms to 600000 ms. |
+//! | `events.bus_capacity` | `APP_EVENTS__BUS_CAPACITY` | `4096` | Without Redis: events a slow subscriber may fall behind before it skips some, 16 to 1048576. |
+//! | `events.stream_max_len` | `APP_EVENTS__STREAM_MAX_LEN` | `100000` | With Redis: events kept in the stream (approximately), 1000 to 100000000. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
@@ -224,6 +233,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Cached market reads.
     pub cache: CacheConfig,
+    /// The outbox relay and the event bus.
+    pub events: EventsConfig,
     /// Tokens and password hashing.
     pub auth: AuthConfig,
     /// Logging.
@@ -252,6 +263,11 @@ pub struct HttpConfig {
     pub idempotency_ttl_secs: u64,
     /// How long an unfinished `Idempotency-Key` is honoured, default 60 s.
     pub idempotency_lease_secs: u64,
+    pub ws_max_connections: usize,
+    pub ws_client_buffer: usize,
+    /// Comma-separated.
+    pub ws_allowed_origins: String,
+    pub ws_heartbeat_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -265,7 +281,24 @@ impl Default for HttpConfig {
             shutdown_timeout_secs: 30,
             idempotency_ttl_secs: 86_400,
             idempotency_lease_secs: 60,
+            ws_max_connections: 1_000,
+            ws_client_buffer: 64,
+            ws_allowed_origins: String::new(),
+            ws_heartbeat_secs: 10,
         }
+    }
+}
+
+impl HttpConfig {
+    /// The origins of `ws_allowed_origins`, trimmed, empty ones left out.
+    #[must_use]
+    pub fn ws_origins(&self) -> Vec<String> {
+        self.ws_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -371,11 +404,22 @@ impl DatabaseConfig {
 }
 
 /// `[redis]`: optional Redis.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `REDIS_URL`; `None` (default) means in-process adapters.
     pub url: Option<SecretString>,
+    /// Put before every key.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "markets:".to_owned(),
+        }
+    }
 }
 
 /// `[cache]`: cached market reads, in process, or in process in front of Redis with `REDIS_URL`.
@@ -389,7 +433,6 @@ pub struct CacheConfig {
     pub jitter_percent: u64,
     pub memory_max_bytes: u64,
     pub memory_ttl_secs: u64,
-    pub key_prefix: String,
     pub redis_pool_size: usize,
     pub redis_command_timeout_ms: u64,
     pub redis_connect_timeout_ms: u64,
@@ -407,12 +450,35 @@ impl Default for CacheConfig {
             jitter_percent: 10,
             memory_max_bytes: 16 * 1024 * 1024,
             memory_ttl_secs: 30,
-            key_prefix: "markets:".to_owned(),
-            redis_pool_size: 16,
-            redis_command_timeout_ms: 50,
+            redis_pool_size: 32,
+            redis_command_timeout_ms: 250,
             redis_connect_timeout_ms: 1_000,
             breaker_failures: 3,
             breaker_open_ms: 1_000,
+        }
+    }
+}
+
+/// `[events]`: the outbox relay and the event bus (in process, or a Redis stream with
+/// `REDIS_URL`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    pub relay_poll_ms: u64,
+    pub relay_batch: u64,
+    pub relay_lease_ms: u64,
+    pub bus_capacity: usize,
+    pub stream_max_len: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            relay_poll_ms: 25,
+            relay_batch: 500,
+            relay_lease_ms: 5_000,
+            bus_capacity: 4_096,
+            stream_max_len: 100_000,
         }
     }
 }
@@ -659,6 +725,29 @@ impl Config {
             self.http.idempotency_lease_secs,
             1..=3_600,
         )?;
+        check_range(
+            "http.ws_max_connections",
+            self.http.ws_max_connections,
+            1..=100_000,
+        )?;
+        check_range(
+            "http.ws_client_buffer",
+            self.http.ws_client_buffer,
+            1..=10_000,
+        )?;
+        check_range(
+            "http.ws_heartbeat_secs",
+            self.http.ws_heartbeat_secs,
+            1..=300,
+        )?;
+        for origin in self.http.ws_origins() {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(ConfigError::at(
+                    "http.ws_allowed_origins",
+                    "must list origins such as https://app.example.com, or *",
+                ));
+            }
+        }
 
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
@@ -688,12 +777,10 @@ impl Config {
             64 * 1024..=4 * 1024 * 1024 * 1024,
         )?;
         check_range("cache.memory_ttl_secs", cache.memory_ttl_secs, 1..=3_600)?;
-        if cache.key_prefix.is_empty()
-            || cache.key_prefix.len() > 64
-            || cache.key_prefix.contains(char::is_whitespace)
-        {
+        let prefix = &self.redis.key_prefix;
+        if prefix.is_empty() || prefix.len() > 64 || prefix.contains(char::is_whitespace) {
             return Err(ConfigError::at(
-                "cache.key_prefix",
+                "redis.key_prefix",
                 "must be 1 to 64 bytes without spaces",
             ));
         }
@@ -710,6 +797,21 @@ impl Config {
         )?;
         check_range("cache.breaker_failures", cache.breaker_failures, 1..=1_000)?;
         check_range("cache.breaker_open_ms", cache.breaker_open_ms, 10..=600_000)?;
+
+        let events = &self.events;
+        check_range("events.relay_poll_ms", events.relay_poll_ms, 1..=10_000)?;
+        check_range("events.relay_batch", events.relay_batch, 1..=10_000)?;
+        check_range(
+            "events.relay_lease_ms",
+            events.relay_lease_ms,
+            100..=600_000,
+        )?;
+        check_range("events.bus_capacity", events.bus_capacity, 16..=1_048_576)?;
+        check_range(
+            "events.stream_max_len",
+            events.stream_max_len,
+            1_000..=100_000_000,
+        )?;
 
         let auth = &self.auth;
         match &auth.jwt_secret {
@@ -957,7 +1059,32 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key(
+        "http.ws_max_connections",
+        "APP_HTTP__WS_MAX_CONNECTIONS",
+        false,
+        false,
+    ),
+    key(
+        "http.ws_client_buffer",
+        "APP_HTTP__WS_CLIENT_BUFFER",
+        false,
+        false,
+    ),
+    key(
+        "http.ws_allowed_origins",
+        "APP_HTTP__WS_ALLOWED_ORIGINS",
+        false,
+        true,
+    ),
+    key(
+        "http.ws_heartbeat_secs",
+        "APP_HTTP__WS_HEARTBEAT_SECS",
+        false,
+        false,
+    ),
     key("redis.url", "REDIS_URL", true, true),
+    key("redis.key_prefix", "APP_REDIS__KEY_PREFIX", false, true),
     key("cache.enabled", "APP_CACHE__ENABLED", false, false),
     key(
         "cache.market_ttl_secs",
@@ -995,7 +1122,6 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
-    key("cache.key_prefix", "APP_CACHE__KEY_PREFIX", false, true),
     key(
         "cache.redis_pool_size",
         "APP_CACHE__REDIS_POOL_SIZE",
@@ -1023,6 +1149,36 @@ const KEYS: &[Key] = &[
     key(
         "cache.breaker_open_ms",
         "APP_CACHE__BREAKER_OPEN_MS",
+        false,
+        false,
+    ),
+    key(
+        "events.relay_poll_ms",
+        "APP_EVENTS__RELAY_POLL_MS",
+        false,
+        false,
+    ),
+    key(
+        "events.relay_batch",
+        "APP_EVENTS__RELAY_BATCH",
+        false,
+        false,
+    ),
+    key(
+        "events.relay_lease_ms",
+        "APP_EVENTS__RELAY_LEASE_MS",
+        false,
+        false,
+    ),
+    key(
+        "events.bus_capacity",
+        "APP_EVENTS__BUS_CAPACITY",
+        false,
+        false,
+    ),
+    key(
+        "events.stream_max_len",
+        "APP_EVENTS__STREAM_MAX_LEN",
         false,
         false,
     ),
@@ -1070,7 +1226,7 @@ const KEYS: &[Key] = &[
 
 /// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.
 const SECTIONS: &[&str] = &[
-    "http", "database", "redis", "cache", "auth", "log", "markets",
+    "http", "database", "redis", "cache", "events", "auth", "log", "markets",
 ];
 
 const ENV_PREFIX: &str = "APP_";
@@ -1301,12 +1457,18 @@ mod tests {
         assert_eq!(config.cache.jitter_percent, 10);
         assert_eq!(config.cache.memory_max_bytes, 16 * 1024 * 1024);
         assert_eq!(config.cache.memory_ttl_secs, 30);
-        assert_eq!(config.cache.key_prefix, "markets:");
-        assert_eq!(config.cache.redis_pool_size, 16);
-        assert_eq!(config.cache.redis_command_timeout_ms, 50);
+        assert_eq!(config.redis.key_prefix, "markets:");
+        assert_eq!(config.cache.redis_pool_size, 32);
+        assert_eq!(config.cache.redis_command_timeout_ms, 250);
         assert_eq!(config.cache.redis_connect_timeout_ms, 1_000);
         assert_eq!(config.cache.breaker_failures, 3);
         assert_eq!(config.cache.breaker_open_ms, 1_000);
+        assert_eq!(config.events, EventsConfig::default());
+        assert_eq!(config.events.relay_poll_ms, 25);
+        assert_eq!(config.events.relay_batch, 500);
+        assert_eq!(config.events.relay_lease_ms, 5_000);
+        assert_eq!(config.events.bus_capacity, 4_096);
+        assert_eq!(config.events.stream_max_len, 100_000);
         assert!(config.auth.jwt_secret.is_none());
         assert_eq!(config.auth.jwt_issuer, "prediction-markets");
         assert_eq!(config.auth.jwt_audience, "prediction-markets-api");
@@ -1657,21 +1819,41 @@ mod tests {
     }
 
     #[test]
+    fn websocket_origins_are_a_checked_list() {
+        let config = load_env(&[(
+            "APP_HTTP__WS_ALLOWED_ORIGINS",
+            " https://a.example.com, http://localhost:3000 ,",
+        )])
+        .expect("valid");
+        assert_eq!(
+            config.http.ws_origins(),
+            ["https://a.example.com", "http://localhost:3000"]
+        );
+        let error =
+            load_env(&[("APP_HTTP__WS_ALLOWED_ORIGINS", "a.example.com")]).expect_err("no scheme");
+        assert_eq!(
+            error.key(),
+            "APP_HTTP__WS_ALLOWED_ORIGINS (http.ws_allowed_origins)"
+        );
+        assert!(load_env(&[("APP_HTTP__WS_MAX_CONNECTIONS", "0")]).is_err());
+    }
+
+    #[test]
     fn caching_can_be_turned_off_and_its_bounds_are_checked() {
         let config = load_env(&[
             ("APP_CACHE__ENABLED", "false"),
-            ("APP_CACHE__KEY_PREFIX", "svc:"),
+            ("APP_REDIS__KEY_PREFIX", "svc:"),
         ])
         .expect("valid");
         assert!(!config.cache.enabled);
-        assert_eq!(config.cache.key_prefix, "svc:");
+        assert_eq!(config.redis.key_prefix, "svc:");
         let error = load_env(&[("APP_CACHE__JITTER_PERCENT", "60")]).expect_err("too much");
         assert_eq!(
             error.key(),
             "APP_CACHE__JITTER_PERCENT (cache.jitter_percent)"
         );
-        let error = load_env(&[("APP_CACHE__KEY_PREFIX", "a b")]).expect_err("a space");
-        assert_eq!(error.key(), "APP_CACHE__KEY_PREFIX (cache.key_prefix)");
+        let error = load_env(&[("APP_REDIS__KEY_PREFIX", "a b")]).expect_err("a space");
+        assert_eq!(error.key(), "APP_REDIS__KEY_PREFIX (redis.key_prefix)");
         let error = load_env(&[("APP_CACHE__ENABLED", "maybe")]).expect_err("not a bool");
         assert_eq!(error.key(), "APP_CACHE__ENABLED (cache.enabled)");
     }

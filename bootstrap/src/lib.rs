@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod maintenance;
 pub mod seed;
 pub mod telemetry;

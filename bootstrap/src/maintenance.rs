@@ -1,10 +1,12 @@
 //! Housekeeping that runs inside `server serve` until the job queue takes it over: purging expired
-//! idempotency records, and logging the cache's counters (until the metrics endpoint exports them).
+//! idempotency records, and logging the cache's and the events' counters (until the metrics endpoint
+//! exports them).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use application::caching::CachedMarketRepository;
+use application::events::EventCounters;
 use domain::ports::{CacheTierStats, Clock, IdempotencyStore};
 
 /// How often expired idempotency records are deleted.
@@ -25,22 +27,25 @@ pub async fn purge_idempotency_records(store: Arc<dyn IdempotencyStore>, clock: 
     }
 }
 
-/// How often the cache's counters are logged.
-pub const CACHE_STATS_EVERY: Duration = Duration::from_secs(60);
+/// How often the counters are logged.
+pub const COUNTERS_EVERY: Duration = Duration::from_secs(60);
 
-/// Logs the cache's hit, miss and error counters per tier every [`CACHE_STATS_EVERY`] when they
-/// moved, forever; spawn it on the runtime and drop it to stop.
-pub async fn log_cache_stats(markets: CachedMarketRepository) {
-    let mut ticks = tokio::time::interval(CACHE_STATS_EVERY);
+/// Logs the cache's hit, miss and error counters per tier and the events received by type every
+/// [`COUNTERS_EVERY`] when they moved, forever; spawn it on the runtime and drop it to stop.
+pub async fn log_counters(markets: CachedMarketRepository, events: EventCounters) {
+    let mut ticks = tokio::time::interval(COUNTERS_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last: Vec<CacheTierStats> = Vec::new();
+    let mut last: (Vec<CacheTierStats>, Vec<(&'static str, u64)>) = (Vec::new(), Vec::new());
     loop {
         ticks.tick().await;
-        let stats = markets.stats();
-        if stats == last {
+        let now = (markets.stats(), events.snapshot());
+        if now == last {
             continue;
         }
-        for tier in &stats {
+        for (event_type, received) in &now.1 {
+            tracing::info!(event_type, received, "events received");
+        }
+        for tier in &now.0 {
             tracing::info!(
                 tier = tier.tier,
                 hits = tier.hits,
@@ -49,6 +54,6 @@ pub async fn log_cache_stats(markets: CachedMarketRepository) {
                 "cache counters"
             );
         }
-        last = stats;
+        last = now;
     }
 }

@@ -214,6 +214,7 @@ pub struct Repositories {
     pub outbox: Arc<dyn Outbox>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub unit_of_work: Arc<dyn UnitOfWork>,
+    pub relay_cursors: Arc<dyn domain::ports::RelayCursors>,
     /// Keeps the database alive for the test.
     pub database: Option<TestDatabase>,
 }
@@ -231,6 +232,7 @@ impl Repositories {
                 outbox: store.outbox(),
                 idempotency: store.idempotency(),
                 unit_of_work: store.unit_of_work(),
+                relay_cursors: Arc::new(adapter_memory::InMemoryRelayCursors::new()),
                 database: None,
             });
         }
@@ -242,6 +244,7 @@ impl Repositories {
             positions: Arc::new(SeaPositionRepository::new(pools.clone())),
             outbox: Arc::new(SeaOutbox::new(pools.clone())),
             idempotency: Arc::new(SeaIdempotencyStore::new(pools.clone())),
+            relay_cursors: Arc::new(adapter_persistence::SeaRelayCursors::new(pools.clone())),
             unit_of_work: Arc::new(SeaUnitOfWork::new(pools)),
             database: Some(database),
         })

@@ -171,7 +171,7 @@ async fn with_caching_off_every_read_goes_to_the_database() {
 fn with_redis(url: &str, redis: &TestRedis, redis_url: &str, command_timeout_ms: u64) -> Config {
     let mut config = test_config(url);
     config.redis.url = Some(SecretString::from(redis_url.to_owned()));
-    config.cache.key_prefix = redis.prefix().to_owned();
+    config.redis.key_prefix = redis.prefix().to_owned();
     config.cache.redis_command_timeout_ms = command_timeout_ms;
     config.cache.breaker_open_ms = 200;
     config

@@ -13,8 +13,8 @@ use domain::listing::{MarketListQuery, MarketProjection};
 use domain::market::{MarketChanges, MarketDraft};
 use domain::ports::{Cache, MarketRepository, RepositoryError, UserRepository};
 use domain::{
-    Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName, Page,
-    PasswordHash, Role, User, UserId,
+    Category, DisplayName, DomainEvent, Email, Market, MarketDescription, MarketId, MarketName,
+    Page, PasswordHash, Role, User, UserId,
 };
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
@@ -65,6 +65,7 @@ cached_reads_tests!(
     concurrent_misses_on_one_page_load_once,
     a_hit_is_served_without_loading_and_not_found_is_cached,
     every_market_write_retires_the_list_pages,
+    an_event_repairs_an_entry_whose_write_through_was_lost,
 );
 
 fn tiered(redis: &tests::TestRedis) -> adapter_cache::TieredCache {
@@ -452,4 +453,56 @@ async fn every_market_write_retires_the_list_pages(cache: Arc<dyn Cache>) {
         after.body,
         format!("{}@{}", renamed.id, renamed.version).into_bytes()
     );
+}
+
+async fn an_event_repairs_an_entry_whose_write_through_was_lost(cache: Arc<dyn Cache>) {
+    let setup = setup(cache, Duration::ZERO).await;
+    let v1 = setup.new_market("Before the outage").await;
+    assert!(shows(setup.read(v1.id).await.as_ref(), &v1));
+    // v2 commits, but its write-through never reaches the cache (an outage).
+    let mut v2 = v1.clone();
+    v2.apply(
+        MarketChanges {
+            name: Some(MarketName::parse("After the outage").expect("a name")),
+            ..MarketChanges::default()
+        },
+        chrono::Utc::now(),
+    )
+    .expect("a valid change");
+    setup
+        .markets
+        .update(&v2, v1.version)
+        .await
+        .expect("committed");
+    assert!(
+        shows(setup.read(v1.id).await.as_ref(), &v1),
+        "stale until repaired"
+    );
+
+    // The relay hands the committed event over: the entry is repaired; seeing it again is a no-op.
+    let updated = DomainEvent::MarketUpdated {
+        market_id: v2.id,
+        version: v2.version,
+    };
+    setup.reads.reconcile(&updated).await;
+    assert!(shows(setup.read(v1.id).await.as_ref(), &v2));
+    let loads = setup.markets.loads();
+    setup.reads.reconcile(&updated).await;
+    assert_eq!(
+        setup.markets.loads(),
+        loads,
+        "an event already reflected loads nothing"
+    );
+
+    // A delete whose tombstone was lost.
+    setup
+        .markets
+        .delete(v2.id, v2.version)
+        .await
+        .expect("deleted");
+    setup
+        .reads
+        .reconcile(&DomainEvent::MarketDeleted { market_id: v2.id })
+        .await;
+    assert_eq!(setup.read(v2.id).await, None);
 }

@@ -22,6 +22,8 @@ use domain::position::PositionError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::stream::ConnectError;
+
 /// One invalid input field.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
@@ -116,6 +118,16 @@ impl ApiError {
         )
     }
 
+    /// 403 `forbidden_origin`: a browser page of another origin tried to open the stream.
+    #[must_use]
+    pub fn forbidden_origin() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "pages of this origin may not open the stream",
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found(what: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
@@ -177,6 +189,20 @@ impl ApiError {
             "a dependency is unavailable; try again later",
         );
         error.cause = Some(cause.into());
+        error
+    }
+
+    /// 503 `too_many_connections`: this instance holds as many stream connections as it may.
+    #[must_use]
+    pub fn too_many_connections(max: usize) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            format!("this instance holds its maximum of {max} stream connections; try again later"),
+        );
+        error
+            .headers
+            .push((header::RETRY_AFTER, HeaderValue::from_static("5")));
         error
     }
 
@@ -264,6 +290,15 @@ impl ResponseError for ApiError {
 }
 
 // ---- use-case errors, each mapped once ----
+
+impl From<ConnectError> for ApiError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::TooManyConnections(max) => Self::too_many_connections(max),
+            ConnectError::ShuttingDown => Self::service_unavailable(error),
+        }
+    }
+}
 
 impl From<Unavailable> for ApiError {
     fn from(error: Unavailable) -> Self {
@@ -478,6 +513,7 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_token",
     "token_expired",
     "forbidden",
+    "forbidden_origin",
     "account_disabled",
     "not_found",
     "method_not_allowed",
@@ -490,5 +526,6 @@ pub const ERROR_CODES: &[&str] = &[
     "payload_too_large",
     "unsupported_media_type",
     "service_unavailable",
+    "too_many_connections",
     "internal_error",
 ];

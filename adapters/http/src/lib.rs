@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod rendering;
 pub mod request_context;
 pub mod routes;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub use_cases: UseCases,
     /// Checked by `GET /health/ready`.
     pub probes: Vec<Arc<dyn HealthProbe>>,
+    /// Live market events for `GET /api/v1/markets/stream`.
+    pub stream: stream::MarketStream,
 }
 
 /// Limits the adapter enforces itself.
@@ -57,6 +60,21 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
             "/health/ready",
             "GET",
             [web::get().to(routes::health::ready)],
+        ))
+        .service(resource(
+            "/live",
+            "GET",
+            [web::get().to(stream::live::page)],
+        ))
+        .service(resource(
+            "/live/live.js",
+            "GET",
+            [web::get().to(stream::live::script)],
+        ))
+        .service(resource(
+            "/live/live.css",
+            "GET",
+            [web::get().to(stream::live::style)],
         ))
         .service(
             web::scope("/api/v1")
@@ -92,6 +110,12 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
                         web::get().to(routes::markets::list_markets),
                         web::post().to(routes::markets::create_market),
                     ],
+                ))
+                // Before `/markets/{id}`, which would take `stream` for an id.
+                .service(resource(
+                    "/markets/stream",
+                    "GET",
+                    [web::get().to(stream::route::market_stream)],
                 ))
                 .service(resource(
                     "/markets/{id}/positions",

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{dto, envelope, error, routes};
+use crate::{dto, envelope, error, routes, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::{dto, envelope, error, routes};
         routes::markets::replace_market,
         routes::markets::update_market,
         routes::markets::delete_market,
+        stream::route::market_stream,
         routes::positions::open_position,
         routes::positions::list_market_positions,
         routes::positions::list_user_positions,

@@ -6,7 +6,8 @@
 //! both), so use cases can be tested in microseconds and the composition root can swap them for
 //! the real thing. [`SystemClock`] and [`UuidV7Generator`] are the production implementations of
 //! their ports; [`FixedClock`] and [`SequentialIdGenerator`] are for deterministic tests.
-//! [`InProcessRecentWrites`] remembers recent writers for read-your-own-writes routing.
+//! [`InProcessRecentWrites`] remembers recent writers for read-your-own-writes routing, and
+//! [`InMemoryRelayCursors`] where an outbox relay stands.
 
 mod clock;
 mod failure;
@@ -18,6 +19,7 @@ mod paging;
 mod positions;
 mod probe;
 mod recent_writes;
+mod relay_cursors;
 mod store;
 mod transaction;
 mod users;
@@ -30,6 +32,7 @@ pub use outbox::InMemoryOutbox;
 pub use positions::InMemoryPositionRepository;
 pub use probe::StaticProbe;
 pub use recent_writes::InProcessRecentWrites;
+pub use relay_cursors::InMemoryRelayCursors;
 pub use store::InMemoryStore;
 pub use transaction::InMemoryUnitOfWork;
 pub use users::InMemoryUserRepository;

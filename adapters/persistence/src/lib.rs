@@ -14,6 +14,7 @@ mod market_repository;
 mod migrations;
 mod outbox;
 mod position_repository;
+mod relay_cursors;
 mod unit_of_work;
 mod user_repository;
 
@@ -25,5 +26,6 @@ pub use market_repository::SeaMarketRepository;
 pub use migrations::{MigrateError, MigrationStatus, migrate_up, migration_status};
 pub use outbox::SeaOutbox;
 pub use position_repository::SeaPositionRepository;
+pub use relay_cursors::SeaRelayCursors;
 pub use unit_of_work::SeaUnitOfWork;
 pub use user_repository::SeaUserRepository;

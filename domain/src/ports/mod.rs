@@ -4,12 +4,14 @@
 //! configuration at run time, and mockable with the `mocks` feature.
 
 mod cache;
+mod events;
 mod repository;
 mod security;
 mod system;
 mod unit_of_work;
 
 pub use cache::{Cache, CacheEntry, CacheError, CacheTierStats};
+pub use events::{EventBus, EventBusError, EventSubscription, RelayCursors};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
 pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
 pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};
@@ -18,6 +20,8 @@ pub use unit_of_work::{
     StoredEvent, StoredResponse, Transaction, UnitOfWork,
 };
 
+#[cfg(feature = "mocks")]
+pub use events::MockRelayCursors;
 #[cfg(feature = "mocks")]
 pub use repository::{MockMarketRepository, MockUserRepository};
 #[cfg(feature = "mocks")]

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_markets;
 mod m20261122_000003_create_positions_outbox_idempotency;
+mod m20261122_000004_create_relay_cursors;
 
 /// Every migration of the service, oldest first. Names come from the file names.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_markets::Migration),
             Box::new(m20261122_000003_create_positions_outbox_idempotency::Migration),
+            Box::new(m20261122_000004_create_relay_cursors::Migration),
         ]
     }
 }

@@ -4,4 +4,5 @@ pub mod idempotency_keys;
 pub mod markets;
 pub mod outbox_events;
 pub mod positions;
+pub mod relay_cursors;
 pub mod users;
