@@ -56,7 +56,7 @@
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
 //! | `auth.access_token_ttl_secs` | `APP_AUTH__ACCESS_TOKEN_TTL_SECS` | `900` | Access token lifetime, 60 s to 86400 s. |
-//! | `auth.hash_concurrency` | `APP_AUTH__HASH_CONCURRENCY` | number of CPUs | Password hashes computed at once, 1 to 1024. |
+//! | `auth.hash_concurrency` | `APP_AUTH__HASH_CONCURRENCY` | half the CPUs, at least 1 | Password hashes computed at once, 1 to 1024. Each holds `argon2_memory_kib` of memory while it runs, and the rest of the CPUs keep serving requests during a burst of sign-ins. |
 //! | `auth.argon2_memory_kib` | `APP_AUTH__ARGON2_MEMORY_KIB` | `19456` | Argon2id memory cost, 8 × parallelism to 4194304 KiB. |
 //! | `auth.argon2_iterations` | `APP_AUTH__ARGON2_ITERATIONS` | `2` | Argon2id time cost, 1 to 64. |
 //! | `auth.argon2_parallelism` | `APP_AUTH__ARGON2_PARALLELISM` | `1` | Argon2id lanes, 1 to 64. |
@@ -495,7 +495,7 @@ pub struct AuthConfig {
     pub jwt_audience: String,
     /// Access token lifetime, default 900 s.
     pub access_token_ttl_secs: u64,
-    /// Password hashes computed at once; `None` (default) means the number of CPUs.
+    /// Password hashes computed at once; `None` (default) means half the CPUs, at least one.
     pub hash_concurrency: Option<usize>,
     /// Argon2id memory cost in KiB, default 19456 (19 MiB, OWASP).
     pub argon2_memory_kib: u32,
@@ -521,10 +521,12 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
-    /// [`AuthConfig::hash_concurrency`], or the number of CPUs when unset.
+    /// [`AuthConfig::hash_concurrency`], or half the CPUs (at least one) when unset: each hash
+    /// holds `argon2_memory_kib` while it runs, and sign-in bursts must not take every core.
     #[must_use]
     pub fn effective_hash_concurrency(&self) -> usize {
-        self.hash_concurrency.unwrap_or_else(available_cpus)
+        self.hash_concurrency
+            .unwrap_or_else(|| (available_cpus() / 2).max(1))
     }
 }
 
