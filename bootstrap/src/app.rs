@@ -368,9 +368,11 @@ impl Application {
             address: address.clone(),
             cause,
         })?;
+        let cors_origins = config.http.cors_origins();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())
+                .wrap(adapter_http::security::cors(&cors_origins))
                 .wrap(from_fn(request_context))
                 .configure(|service| adapter_http::configure(service, state.clone(), limits))
         })

@@ -19,6 +19,7 @@
 //! | `http.workers` | `APP_HTTP__WORKERS` | number of CPUs | HTTP worker threads, 1 to 1024. |
 //! | `http.client_request_timeout_ms` | `APP_HTTP__CLIENT_REQUEST_TIMEOUT_MS` | `5000` | Time allowed for a client to send the request head, 1 ms to 300000 ms. |
 //! | `http.shutdown_timeout_secs` | `APP_HTTP__SHUTDOWN_TIMEOUT_SECS` | `30` | Grace period for in-flight requests on shutdown, 0 s to 3600 s. |
+//! | `http.cors_allowed_origins` | `APP_HTTP__CORS_ALLOWED_ORIGINS` | empty | Comma-separated page origins (`https://app.example.com`) that may call the API from a browser (CORS, without credentials); `*` allows any. Empty: same-origin only. |
 //! | `http.ws_max_connections` | `APP_HTTP__WS_MAX_CONNECTIONS` | `1000` | WebSocket clients of `/api/v1/markets/stream` at once on one instance (more get 503 `too_many_connections`), 1 to 100000. |
 //! | `http.ws_client_buffer` | `APP_HTTP__WS_CLIENT_BUFFER` | `64` | Messages queued for one WebSocket client; a client that falls further behind is closed (too slow), 1 to 10000. |
 //! | `http.ws_allowed_origins` | `APP_HTTP__WS_ALLOWED_ORIGINS` | empty | Comma-separated page origins (`https://app.example.com`) allowed to open the stream besides the service's own; `*` allows any. |
@@ -263,6 +264,8 @@ pub struct HttpConfig {
     pub idempotency_ttl_secs: u64,
     /// How long an unfinished `Idempotency-Key` is honoured, default 60 s.
     pub idempotency_lease_secs: u64,
+    /// Comma-separated.
+    pub cors_allowed_origins: String,
     pub ws_max_connections: usize,
     pub ws_client_buffer: usize,
     /// Comma-separated.
@@ -281,6 +284,7 @@ impl Default for HttpConfig {
             shutdown_timeout_secs: 30,
             idempotency_ttl_secs: 86_400,
             idempotency_lease_secs: 60,
+            cors_allowed_origins: String::new(),
             ws_max_connections: 1_000,
             ws_client_buffer: 64,
             ws_allowed_origins: String::new(),
@@ -293,13 +297,36 @@ impl HttpConfig {
     /// The origins of `ws_allowed_origins`, trimmed, empty ones left out.
     #[must_use]
     pub fn ws_origins(&self) -> Vec<String> {
-        self.ws_allowed_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|origin| !origin.is_empty())
-            .map(str::to_owned)
-            .collect()
+        origin_list(&self.ws_allowed_origins)
     }
+
+    /// The origins of `cors_allowed_origins`, trimmed, empty ones left out.
+    #[must_use]
+    pub fn cors_origins(&self) -> Vec<String> {
+        origin_list(&self.cors_allowed_origins)
+    }
+}
+
+/// The comma-separated origins of `text`, trimmed, empty ones left out.
+fn origin_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Checks that every origin of `origins` has a scheme (or is `*`).
+fn check_origins(path: &str, origins: &[String]) -> Result<(), ConfigError> {
+    for origin in origins {
+        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            return Err(ConfigError::at(
+                path,
+                "must list origins such as https://app.example.com, or *",
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl HttpConfig {
@@ -742,14 +769,8 @@ impl Config {
             self.http.ws_heartbeat_secs,
             1..=300,
         )?;
-        for origin in self.http.ws_origins() {
-            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                return Err(ConfigError::at(
-                    "http.ws_allowed_origins",
-                    "must list origins such as https://app.example.com, or *",
-                ));
-            }
-        }
+        check_origins("http.ws_allowed_origins", &self.http.ws_origins())?;
+        check_origins("http.cors_allowed_origins", &self.http.cors_origins())?;
 
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
@@ -1060,6 +1081,12 @@ const KEYS: &[Key] = &[
         "APP_HTTP__IDEMPOTENCY_LEASE_SECS",
         false,
         false,
+    ),
+    key(
+        "http.cors_allowed_origins",
+        "APP_HTTP__CORS_ALLOWED_ORIGINS",
+        false,
+        true,
     ),
     key(
         "http.ws_max_connections",
@@ -1818,6 +1845,20 @@ mod tests {
     fn database_url_errors_do_not_echo_the_url() {
         let error = load_env(&[("DATABASE_URL", "mysql://root:hunter2@db/x")]).expect_err("bad");
         assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn cors_origins_are_a_checked_list() {
+        let config = load_env(&[("APP_HTTP__CORS_ALLOWED_ORIGINS", "https://a.example.com")])
+            .expect("valid");
+        assert_eq!(config.http.cors_origins(), ["https://a.example.com"]);
+        assert!(Config::default().http.cors_origins().is_empty());
+        let error = load_env(&[("APP_HTTP__CORS_ALLOWED_ORIGINS", "*.example.com")])
+            .expect_err("no scheme");
+        assert_eq!(
+            error.key(),
+            "APP_HTTP__CORS_ALLOWED_ORIGINS (http.cors_allowed_origins)"
+        );
     }
 
     #[test]

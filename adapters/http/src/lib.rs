@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod rendering;
 pub mod request_context;
 pub mod routes;
+pub mod security;
 pub mod stream;
 
 use std::sync::Arc;

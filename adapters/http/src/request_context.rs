@@ -12,6 +12,7 @@ use actix_web::{Error, HttpMessage};
 use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::security::SECURITY_HEADERS;
 
 /// The `X-Request-Id` header.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -95,6 +96,13 @@ pub async fn request_context(
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    for (name, value) in SECURITY_HEADERS {
+        if !response.headers().contains_key(&name) {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
     }
     tracing::info!(
         status = response.status().as_u16(),
