@@ -17,12 +17,13 @@ use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
-    Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository, SeaOutbox,
-    SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork, SeaUserRepository,
+    ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository,
+    SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork, SeaUserRepository,
 };
 use application::caching::{CachePolicy, CachedMarketRepository};
 use application::events::{EventCounters, Relay, RelaySettings};
 use application::{Deps, Settings, UseCases};
+use backon::{ExponentialBuilder, Retryable};
 use domain::ports::{Cache, Clock, EventBus, HealthProbe, MarketRepository};
 use secrecy::ExposeSecret;
 
@@ -104,17 +105,37 @@ async fn open_pools(
             .then(|| Duration::from_millis(config.database.statement_timeout_ms)),
         ..PoolOptions::default()
     };
-    Ok(adapter_persistence::connect(
-        config.database.url.expose_secret(),
-        config
-            .database
-            .read_url
-            .as_ref()
-            .filter(|_| with_replica)
-            .map(|url| url.expose_secret()),
-        &pool,
-    )
-    .await?)
+    let connect = || {
+        adapter_persistence::connect(
+            config.database.url.expose_secret(),
+            config
+                .database
+                .read_url
+                .as_ref()
+                .filter(|_| with_replica)
+                .map(|url| url.expose_secret()),
+            &pool,
+        )
+    };
+    // A database that is not up yet (containers starting together) is waited for; a bad URL is
+    // not.
+    let patience = Duration::from_secs(config.database.connect_retry_secs);
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .with_total_delay(Some(patience))
+        .without_max_times();
+    Ok(connect
+        .retry(backoff)
+        .when(|error| {
+            !patience.is_zero()
+                && matches!(error, ConnectError::Primary(_) | ConnectError::Replica(_))
+        })
+        .notify(|error, wait| {
+            tracing::warn!(%error, retry_in_ms = wait.as_millis(), "the database is not reachable yet");
+        })
+        .await?)
 }
 
 /// Builds the use cases on top of an open database and, when configured, the Redis cache.

@@ -26,6 +26,7 @@
 //! | `http.ws_heartbeat_secs` | `APP_HTTP__WS_HEARTBEAT_SECS` | `10` | Ping interval; a client silent for 3 intervals is closed, 1 s to 300 s. |
 //! | `database.url` | **`DATABASE_URL`** | `sqlite://data/markets.db?mode=rwc` | `sqlite:...` or `postgres://...` / `postgresql://...`. The default SQLite file (and `./data/`) is created if missing. |
 //! | `database.read_url` | **`DATABASE_READ_URL`** | unset | Optional read replica, same database kind as `DATABASE_URL`; unset means reads go to the primary. |
+//! | `database.connect_retry_secs` | `APP_DATABASE__CONNECT_RETRY_SECS` | `10` | At start-up, keep retrying an unreachable database (exponential backoff with jitter) for this long before giving up, 0 (no retry) to 600 s. |
 //! | `database.max_connections` | `APP_DATABASE__MAX_CONNECTIONS` | `10` | Pool size, 1 to 1000. |
 //! | `database.min_connections` | `APP_DATABASE__MIN_CONNECTIONS` | `0` | Connections kept open, 0 to `max_connections`. |
 //! | `database.acquire_timeout_ms` | `APP_DATABASE__ACQUIRE_TIMEOUT_MS` | `3000` | Wait for a free pooled connection, 1 ms to 300000 ms. |
@@ -386,6 +387,7 @@ pub struct DatabaseConfig {
     pub statement_timeout_ms: u64,
     /// After a write, the writer's list reads go to the primary for this long, default 5000 ms.
     pub read_your_writes_ms: u64,
+    pub connect_retry_secs: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -399,6 +401,7 @@ impl Default for DatabaseConfig {
             idle_timeout_secs: 600,
             statement_timeout_ms: 5_000,
             read_your_writes_ms: 5_000,
+            connect_retry_secs: 10,
         }
     }
 }
@@ -745,6 +748,11 @@ impl Config {
             0..=600_000,
         )?;
         check_range(
+            "database.connect_retry_secs",
+            db.connect_retry_secs,
+            0..=600,
+        )?;
+        check_range(
             "http.idempotency_ttl_secs",
             self.http.idempotency_ttl_secs,
             60..=604_800,
@@ -1067,6 +1075,12 @@ const KEYS: &[Key] = &[
     key(
         "database.read_your_writes_ms",
         "APP_DATABASE__READ_YOUR_WRITES_MS",
+        false,
+        false,
+    ),
+    key(
+        "database.connect_retry_secs",
+        "APP_DATABASE__CONNECT_RETRY_SECS",
         false,
         false,
     ),
@@ -1472,6 +1486,7 @@ mod tests {
         assert_eq!(config.database.acquire_timeout_ms, 3_000);
         assert_eq!(config.database.idle_timeout_secs, 600);
         assert_eq!(config.database.statement_timeout_ms, 5_000);
+        assert_eq!(config.database.connect_retry_secs, 10);
         assert_eq!(config.database.kind(), DatabaseKind::Sqlite);
         assert_eq!(
             config.database.sqlite_path(),

@@ -165,3 +165,48 @@ fn seeding_is_idempotent_and_prints_the_demo_admin() {
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("production"));
 }
+
+#[test]
+fn an_unreachable_database_is_waited_for_then_reported() {
+    let scratch = Scratch::new();
+    // Nothing listens on port 1.
+    let unreachable = "postgres://postgres@127.0.0.1:1/postgres";
+    let started = std::time::Instant::now();
+    let patient = server(
+        &["migrate"],
+        &[
+            ("DATABASE_URL", unreachable),
+            ("APP_DATABASE__CONNECT_RETRY_SECS", "1"),
+            ("LOG_FORMAT", "json"),
+        ],
+        &scratch,
+    );
+    let waited = started.elapsed();
+    assert!(!patient.status.success());
+    let logs = text(&patient.stdout) + &text(&patient.stderr);
+    assert!(
+        logs.contains("the database is not reachable yet"),
+        "the retries are logged: {logs}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(15), "{waited:?}");
+
+    let started = std::time::Instant::now();
+    let impatient = server(
+        &["migrate"],
+        &[
+            ("DATABASE_URL", unreachable),
+            ("APP_DATABASE__CONNECT_RETRY_SECS", "0"),
+        ],
+        &scratch,
+    );
+    assert!(!impatient.status.success());
+    assert!(
+        !(text(&impatient.stdout) + &text(&impatient.stderr)).contains("not reachable yet"),
+        "no retry with 0"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
