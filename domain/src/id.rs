@@ -70,6 +70,10 @@ typed_id!(
     /// Identifies a recorded [`crate::DomainEvent`].
     EventId
 );
+typed_id!(
+    /// Identifies a [`crate::job::Job`] of the job queue.
+    JobId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod event;
 pub mod id;
+pub mod job;
 pub mod listing;
 pub mod market;
 pub mod money;
@@ -15,7 +16,8 @@ pub mod user;
 
 pub use access::{Actor, MarketAction, Permission};
 pub use event::{DomainEvent, RecordedEvent};
-pub use id::{EventId, MarketId, PositionId, UserId};
+pub use id::{EventId, JobId, MarketId, PositionId, UserId};
+pub use job::{Job, JobError, JobKind, JobState, NewJob, Priority, RetryPolicy};
 pub use listing::{Page, PageRequest, SortDirection};
 pub use market::{Category, Market, MarketDescription, MarketName, MarketStatus, Outcome};
 pub use money::Amount;

@@ -215,6 +215,7 @@ pub struct Repositories {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub unit_of_work: Arc<dyn UnitOfWork>,
     pub relay_cursors: Arc<dyn domain::ports::RelayCursors>,
+    pub jobs: Arc<dyn domain::ports::JobQueue>,
     /// Keeps the database alive for the test.
     pub database: Option<TestDatabase>,
 }
@@ -233,6 +234,7 @@ impl Repositories {
                 idempotency: store.idempotency(),
                 unit_of_work: store.unit_of_work(),
                 relay_cursors: Arc::new(adapter_memory::InMemoryRelayCursors::new()),
+                jobs: store.jobs(),
                 database: None,
             });
         }
@@ -245,6 +247,7 @@ impl Repositories {
             outbox: Arc::new(SeaOutbox::new(pools.clone())),
             idempotency: Arc::new(SeaIdempotencyStore::new(pools.clone())),
             relay_cursors: Arc::new(adapter_persistence::SeaRelayCursors::new(pools.clone())),
+            jobs: Arc::new(adapter_persistence::SeaJobQueue::new(pools.clone())),
             unit_of_work: Arc::new(SeaUnitOfWork::new(pools)),
             database: Some(database),
         })

@@ -1,6 +1,6 @@
 //! In-process adapters for every port of the domain: one in-memory store with transactions, clocks, id generators and health probes.
 //!
-//! [`InMemoryStore`] holds users, markets, positions, the outbox and idempotency records in one
+//! [`InMemoryStore`] holds users, markets, positions, the outbox, idempotency records and jobs in one
 //! shared state and hands out a repository per port plus an [`InMemoryUnitOfWork`]. They honour
 //! the port contracts exactly as the SQL adapters do (the same contract suites run against
 //! both), so use cases can be tested in microseconds and the composition root can swap them for
@@ -13,6 +13,7 @@ mod clock;
 mod failure;
 mod idempotency;
 mod ids;
+mod jobs;
 mod markets;
 mod outbox;
 mod paging;
@@ -27,6 +28,7 @@ mod users;
 pub use clock::{FixedClock, SystemClock};
 pub use idempotency::InMemoryIdempotencyStore;
 pub use ids::{SequentialIdGenerator, UuidV7Generator};
+pub use jobs::InMemoryJobQueue;
 pub use markets::InMemoryMarketRepository;
 pub use outbox::InMemoryOutbox;
 pub use positions::InMemoryPositionRepository;

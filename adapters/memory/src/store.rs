@@ -34,6 +34,7 @@ use domain::{Market, MarketId, Position, PositionId};
 
 use crate::failure::{OutageSwitch, poisoned};
 use crate::idempotency::{IdempotencyRecord, InMemoryIdempotencyStore};
+use crate::jobs::{InMemoryJobQueue, Jobs};
 use crate::markets::InMemoryMarketRepository;
 use crate::outbox::InMemoryOutbox;
 use crate::positions::InMemoryPositionRepository;
@@ -51,6 +52,7 @@ pub(crate) struct State {
     /// The sequence of the last event handed out; the next one is this plus one.
     pub(crate) last_sequence: i64,
     pub(crate) idempotency: Arc<HashMap<IdempotencyScope, IdempotencyRecord>>,
+    pub(crate) jobs: Arc<Jobs>,
 }
 
 /// What every repository of one store shares: the committed state, the writer turn and the
@@ -157,7 +159,7 @@ pub(crate) fn append(state: &mut State, recorded: Vec<StoredEvent>) {
     }
 }
 
-/// One in-memory database: users, markets, positions, the outbox and idempotency records, with
+/// One in-memory database: users, markets, positions, the outbox, idempotency records and jobs, with
 /// transactions. Cloning it is cheap and gives another handle on the same data.
 ///
 /// Every accessor returns the same repository each time (so a repository's own
@@ -173,6 +175,7 @@ pub struct InMemoryStore {
     positions: Arc<InMemoryPositionRepository>,
     outbox: Arc<InMemoryOutbox>,
     idempotency: Arc<InMemoryIdempotencyStore>,
+    jobs: Arc<InMemoryJobQueue>,
     unit_of_work: Arc<InMemoryUnitOfWork>,
 }
 
@@ -191,7 +194,8 @@ impl InMemoryStore {
             markets: Arc::new(InMemoryMarketRepository::in_scope(scope.clone())),
             positions: Arc::new(InMemoryPositionRepository::in_scope(scope.clone())),
             outbox: Arc::new(InMemoryOutbox::in_scope(scope.clone())),
-            idempotency: Arc::new(InMemoryIdempotencyStore::in_scope(scope)),
+            idempotency: Arc::new(InMemoryIdempotencyStore::in_scope(scope.clone())),
+            jobs: Arc::new(InMemoryJobQueue::in_scope(scope)),
             unit_of_work: Arc::new(InMemoryUnitOfWork::new(Arc::clone(&shared))),
             shared,
         }
@@ -225,6 +229,12 @@ impl InMemoryStore {
     #[must_use]
     pub fn idempotency(&self) -> Arc<InMemoryIdempotencyStore> {
         Arc::clone(&self.idempotency)
+    }
+
+    /// The job queue, outside any transaction (each call commits at once).
+    #[must_use]
+    pub fn jobs(&self) -> Arc<InMemoryJobQueue> {
+        Arc::clone(&self.jobs)
     }
 
     /// Begins transactions over this store.

@@ -4,14 +4,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use domain::ports::{
-    IdempotencyStore, MarketRepository, Outbox, PositionRepository, RepositoryError, Transaction,
-    UnitOfWork, UserRepository,
+    IdempotencyStore, JobQueue, MarketRepository, Outbox, PositionRepository, RepositoryError,
+    Transaction, UnitOfWork, UserRepository,
 };
 use domain::{Market, MarketId, User, UserId};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::failure::poisoned;
 use crate::idempotency::InMemoryIdempotencyStore;
+use crate::jobs::InMemoryJobQueue;
 use crate::markets::InMemoryMarketRepository;
 use crate::outbox::InMemoryOutbox;
 use crate::positions::InMemoryPositionRepository;
@@ -59,7 +60,8 @@ impl UnitOfWork for InMemoryUnitOfWork {
             markets: InMemoryMarketRepository::in_scope(scope.clone()),
             positions: InMemoryPositionRepository::in_scope(scope.clone()),
             outbox: InMemoryOutbox::in_scope(scope.clone()),
-            idempotency: InMemoryIdempotencyStore::in_scope(scope),
+            idempotency: InMemoryIdempotencyStore::in_scope(scope.clone()),
+            jobs: InMemoryJobQueue::in_scope(scope),
             working,
             _turn: turn,
         }))
@@ -74,6 +76,7 @@ struct InMemoryTransaction {
     positions: InMemoryPositionRepository,
     outbox: InMemoryOutbox,
     idempotency: InMemoryIdempotencyStore,
+    jobs: InMemoryJobQueue,
     working: Arc<Working>,
     /// Held until the transaction is committed or dropped (declared last: dropped last).
     _turn: OwnedMutexGuard<()>,
@@ -99,6 +102,10 @@ impl Transaction for InMemoryTransaction {
 
     fn idempotency(&self) -> &dyn IdempotencyStore {
         &self.idempotency
+    }
+
+    fn jobs(&self) -> &dyn JobQueue {
+        &self.jobs
     }
 
     async fn lock_user(&self, id: UserId) -> Result<Option<User>, RepositoryError> {

@@ -1,5 +1,6 @@
 //! SeaORM persistence for PostgreSQL and SQLite: connection pools, migrations, a health probe, the
-//! repositories of the domain's ports, the outbox, idempotency records and the unit of work.
+//! repositories of the domain's ports, the outbox, idempotency records, the job queue and the unit
+//! of work.
 //! SeaORM models never leave this crate.
 
 mod database;
@@ -7,6 +8,7 @@ mod entity;
 mod error;
 mod health;
 mod idempotency_store;
+mod job_queue;
 mod listing;
 mod mapper;
 mod market_query;
@@ -22,6 +24,7 @@ pub use database::{ConnectError, Database, PoolOptions, connect};
 pub use error::CorruptRow;
 pub use health::DatabaseProbe;
 pub use idempotency_store::SeaIdempotencyStore;
+pub use job_queue::SeaJobQueue;
 pub use market_repository::SeaMarketRepository;
 pub use migrations::{MigrateError, MigrationStatus, migrate_up, migration_status};
 pub use outbox::SeaOutbox;

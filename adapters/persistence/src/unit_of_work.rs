@@ -4,13 +4,17 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::listing::PageRequest;
 use domain::listing::{MarketListQuery, MarketProjection, Page, PositionListQuery};
 use domain::ports::{
-    Claim, ClaimRequest, IdempotencyScope, IdempotencyStore, MarketRepository, Outbox,
-    PositionRepository, RepositoryError, StoredEvent, StoredResponse, Transaction, UnitOfWork,
-    UserRepository,
+    Claim, ClaimRequest, Enqueued, IdempotencyScope, IdempotencyStore, JobQueue, MarketRepository,
+    Outbox, PositionRepository, RepositoryError, StoredEvent, StoredResponse, Transaction,
+    UnitOfWork, UserRepository,
 };
-use domain::{Email, Market, MarketId, Position, RecordedEvent, User, UserId};
+use domain::{
+    Email, Job, JobId, JobKind, JobState, Market, MarketId, NewJob, Position, RecordedEvent, User,
+    UserId,
+};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -20,7 +24,8 @@ use crate::database::Database;
 use crate::entity::{markets, outbox_events, users};
 use crate::error::unavailable;
 use crate::{
-    idempotency_store, mapper, market_repository, outbox, position_repository, user_repository,
+    idempotency_store, job_queue, mapper, market_repository, outbox, position_repository,
+    user_repository,
 };
 
 /// Begins transactions on the primary.
@@ -46,6 +51,10 @@ use crate::{
 /// - The transaction's `idempotency()` runs every method inside the transaction, `claim`
 ///   included: such a claim is seen by others only at commit. Claim with
 ///   [`crate::SeaIdempotencyStore`], as the port says, and `complete` in the transaction.
+/// - The transaction's `jobs()` runs every method inside the transaction: an enqueued job exists
+///   when it commits. `enqueue` and `retry` run in a savepoint on PostgreSQL (an id conflict or a
+///   taken unique key must not abort the transaction); `fetch` there needs no `BEGIN IMMEDIATE`
+///   on SQLite, the transaction holds the write lock already.
 #[derive(Debug, Clone)]
 pub struct SeaUnitOfWork {
     database: Database,
@@ -152,6 +161,10 @@ impl Transaction for SeaTransaction {
     }
 
     fn idempotency(&self) -> &dyn IdempotencyStore {
+        &self.bound
+    }
+
+    fn jobs(&self) -> &dyn JobQueue {
         &self.bound
     }
 
@@ -316,5 +329,75 @@ impl IdempotencyStore for Bound {
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
         idempotency_store::purge_expired(&self.transaction, now).await
+    }
+}
+
+#[async_trait]
+impl JobQueue for Bound {
+    /// Inside the transaction: the job exists when (and only if) the transaction commits.
+    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, RepositoryError> {
+        self.guarded(async |connection| job_queue::enqueue(connection, job).await)
+            .await
+    }
+
+    async fn fetch(
+        &self,
+        worker: &str,
+        kinds: &[JobKind],
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>, RepositoryError> {
+        job_queue::fetch(&self.transaction, worker, kinds, limit, now, lease_until).await
+    }
+
+    async fn heartbeat(
+        &self,
+        ids: &[JobId],
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<JobId>, RepositoryError> {
+        job_queue::heartbeat(&self.transaction, ids, worker, lease_until).await
+    }
+
+    async fn complete(
+        &self,
+        id: JobId,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        job_queue::complete(&self.transaction, id, worker, now).await
+    }
+
+    async fn fail(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<JobState>, RepositoryError> {
+        job_queue::fail(&self.transaction, id, worker, error, retry_at, now).await
+    }
+
+    async fn release(&self, ids: &[JobId], worker: &str) -> Result<u64, RepositoryError> {
+        job_queue::release(&self.transaction, ids, worker).await
+    }
+
+    async fn find(&self, id: JobId) -> Result<Option<Job>, RepositoryError> {
+        job_queue::find(&self.transaction, id).await
+    }
+
+    async fn list(
+        &self,
+        state: Option<JobState>,
+        page: PageRequest,
+    ) -> Result<Page<Job>, RepositoryError> {
+        job_queue::list(&self.transaction, state, page).await
+    }
+
+    async fn retry(&self, id: JobId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        self.guarded(async |connection| job_queue::retry(connection, id, now).await)
+            .await
     }
 }

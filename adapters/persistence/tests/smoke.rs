@@ -93,6 +93,7 @@ async fn migrations(database: &Database) {
             "m20261122_000002_create_markets",
             "m20261122_000003_create_positions_outbox_idempotency",
             "m20261122_000004_create_relay_cursors",
+            "m20261122_000005_create_jobs",
         ]
     );
     migrate_up(database).await.expect("migrates");

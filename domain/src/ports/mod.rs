@@ -5,6 +5,7 @@
 
 mod cache;
 mod events;
+mod jobs;
 mod repository;
 mod security;
 mod system;
@@ -12,6 +13,7 @@ mod unit_of_work;
 
 pub use cache::{Cache, CacheEntry, CacheError, CacheTierStats};
 pub use events::{EventBus, EventBusError, EventSubscription, RelayCursors};
+pub use jobs::{Enqueued, JobQueue};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
 pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
 pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};
@@ -22,6 +24,8 @@ pub use unit_of_work::{
 
 #[cfg(feature = "mocks")]
 pub use events::MockRelayCursors;
+#[cfg(feature = "mocks")]
+pub use jobs::MockJobQueue;
 #[cfg(feature = "mocks")]
 pub use repository::{MockMarketRepository, MockUserRepository};
 #[cfg(feature = "mocks")]

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::jobs::JobQueue;
 use super::repository::{MarketRepository, RepositoryError, UserRepository};
 use crate::event::RecordedEvent;
 use crate::id::{MarketId, UserId};
@@ -34,6 +35,9 @@ pub trait Transaction: Send + Sync {
     fn positions(&self) -> &dyn PositionRepository;
     fn outbox(&self) -> &dyn Outbox;
     fn idempotency(&self) -> &dyn IdempotencyStore;
+    /// The job queue inside this transaction: a job enqueued here exists exactly when the
+    /// transaction commits (with the change that asked for it), and not at all otherwise.
+    fn jobs(&self) -> &dyn JobQueue;
 
     /// Reads a user and holds it until the end of the transaction: no other transaction can
     /// change it meanwhile.

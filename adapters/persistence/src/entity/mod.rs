@@ -1,6 +1,7 @@
 //! `SeaORM` entities, one per table, in the generated style; hand-written code lives elsewhere.
 
 pub mod idempotency_keys;
+pub mod jobs;
 pub mod markets;
 pub mod outbox_events;
 pub mod positions;

@@ -1,5 +1,6 @@
 //! Mappers between domain types and `SeaORM` models; models never leave this crate.
 
+pub(crate) mod job;
 pub(crate) mod market;
 pub(crate) mod position;
 pub(crate) mod user;
