@@ -6,6 +6,7 @@
 pub mod caching;
 pub mod events;
 pub mod idempotency;
+pub mod jobs;
 pub mod markets;
 pub mod positions;
 pub mod users;

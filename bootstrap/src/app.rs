@@ -17,13 +17,16 @@ use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
-    ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaMarketRepository,
-    SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork, SeaUserRepository,
+    ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaJobQueue,
+    SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork,
+    SeaUserRepository,
 };
 use application::caching::{CachePolicy, CachedMarketRepository};
 use application::events::{EventCounters, Relay, RelaySettings};
+use application::jobs::{Worker, WorkerSettings};
 use application::{Deps, Settings, UseCases};
 use backon::{ExponentialBuilder, Retryable};
+use domain::RetryPolicy;
 use domain::ports::{Cache, Clock, EventBus, HealthProbe, MarketRepository};
 use secrecy::ExposeSecret;
 
@@ -77,8 +80,9 @@ pub async fn open_background_database(config: &Config) -> Result<Database, Start
     open_pools(config, BACKGROUND_CONNECTIONS, false).await
 }
 
-/// Connections of the background pool.
-const BACKGROUND_CONNECTIONS: u32 = 2;
+/// Connections of the background pool: the outbox relay, and the job workers' fetches,
+/// heartbeats and outcomes.
+const BACKGROUND_CONNECTIONS: u32 = 4;
 
 async fn open_pools(
     config: &Config,
@@ -304,6 +308,81 @@ fn relay(
     )
 }
 
+/// The job workers' settings from `[jobs]`.
+#[must_use]
+pub fn worker_settings(config: &Config) -> WorkerSettings {
+    let jobs = &config.jobs;
+    WorkerSettings {
+        concurrency: jobs.concurrency,
+        batch: u32::try_from(jobs.concurrency).unwrap_or(u32::MAX),
+        lease: Duration::from_secs(jobs.lease_secs),
+        heartbeat: Duration::from_secs(jobs.heartbeat_secs),
+        poll: Duration::from_millis(jobs.poll_ms),
+        retry: RetryPolicy {
+            base: Duration::from_millis(jobs.retry_base_ms),
+            max: Duration::from_secs(jobs.retry_max_secs),
+        },
+        grace: Duration::from_secs(jobs.grace_secs),
+    }
+}
+
+/// A job worker of this process on `database`, with the built-in handlers.
+#[must_use]
+pub fn job_worker(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> Worker {
+    Worker::new(
+        Arc::new(SeaJobQueue::new(database.clone())),
+        clock,
+        format!("worker-{}", uuid::Uuid::new_v4().simple()),
+        worker_settings(config),
+    )
+    .with_handler(Arc::new(crate::worker::NoopHandler))
+}
+
+/// Job workers running in the background: a stop signal and the loop's task.
+struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    fn spawn(worker: Worker) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(crate::worker::run_workers(worker, stopped));
+        Self { stop, task }
+    }
+
+    /// Stops fetching, waits for the running jobs (up to the grace period) and releases the rest.
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "the job workers ended abnormally");
+        }
+    }
+}
+
+/// Runs job workers only (`server worker`): no HTTP, until SIGINT/SIGTERM, then stops them
+/// gracefully. The schema must be current.
+///
+/// # Errors
+/// [`StartError`] when the database cannot be opened or its schema is behind.
+pub async fn run_workers_only(config: &Config) -> Result<(), StartError> {
+    let database = open_pools(config, config.database.max_connections, false).await?;
+    let status = adapter_persistence::migration_status(&database).await?;
+    if !status.pending.is_empty() {
+        return Err(StartError::SchemaBehind(status.pending.len()));
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let workers = Workers::spawn(job_worker(config, &database, clock));
+    shutdown_signal().await;
+    tracing::info!("stopping the job workers");
+    workers.stop().await;
+    if let Err(error) = database.close().await {
+        tracing::warn!(%error, "closing the database pools failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
 /// A built, bound, not yet running service.
 pub struct Application {
     port: u16,
@@ -313,6 +392,8 @@ pub struct Application {
     housekeeping: tokio::task::JoinHandle<()>,
     /// The live stream's clients, told 1001 (going away) on shutdown.
     stream: MarketStream,
+    /// The job workers, when `jobs.enabled_in_serve`.
+    workers: Option<Workers>,
 }
 
 impl Application {
@@ -365,6 +446,13 @@ impl Application {
         let housekeeping = tokio::spawn(async move {
             tokio::join!(purge, counters, relay, forwarding);
         });
+        let workers = config.jobs.enabled_in_serve.then(|| {
+            Workers::spawn(job_worker(
+                config,
+                &background,
+                Arc::clone(&use_cases.deps().clock),
+            ))
+        });
         let mut probes: Vec<Arc<dyn HealthProbe>> =
             vec![Arc::new(DatabaseProbe::new(database.clone()))];
         if let Some(redis) = &redis {
@@ -415,6 +503,7 @@ impl Application {
             database,
             housekeeping,
             stream,
+            workers,
         })
     }
 
@@ -452,6 +541,9 @@ impl Application {
         let result = self.server.await;
         going_away.abort();
         self.stream.close_all();
+        if let Some(workers) = self.workers {
+            workers.stop().await;
+        }
         self.housekeeping.abort();
         if let Err(error) = self.database.close().await {
             tracing::warn!(%error, "closing the database pools failed");

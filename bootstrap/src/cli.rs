@@ -90,6 +90,17 @@ pub enum Command {
         after_help = CONFIG_HELP
     )]
     Seed(SeedArgs),
+
+    /// Run background job workers only (no HTTP) until SIGINT or SIGTERM.
+    #[command(
+        long_about = "Run background job workers on DATABASE_URL, without serving HTTP, until \
+            SIGINT or SIGTERM. The schema must be current (run `server migrate` first).\n\n\
+            Up to jobs.concurrency jobs run at once; on a signal the worker stops fetching, lets \
+            running jobs finish for up to jobs.grace_secs, then releases the rest to other \
+            workers. `server serve` runs workers too unless jobs.enabled_in_serve is false.",
+        after_help = CONFIG_HELP
+    )]
+    Worker,
 }
 
 /// Options of `server serve`.
@@ -195,6 +206,8 @@ mod tests {
         );
         let cli = parse(&["openapi"]).expect("parses");
         assert_eq!(cli.command, Some(Command::Openapi));
+        let cli = parse(&["worker"]).expect("parses");
+        assert_eq!(cli.command, Some(Command::Worker));
     }
 
     #[test]

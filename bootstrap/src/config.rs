@@ -54,6 +54,14 @@
 //! | `events.relay_lease_ms` | `APP_EVENTS__RELAY_LEASE_MS` | `5000` | One instance relays at a time; when it dies another takes over after this, 100 ms to 600000 ms. |
 //! | `events.bus_capacity` | `APP_EVENTS__BUS_CAPACITY` | `4096` | Without Redis: events a slow subscriber may fall behind before it skips some, 16 to 1048576. |
 //! | `events.stream_max_len` | `APP_EVENTS__STREAM_MAX_LEN` | `100000` | With Redis: events kept in the stream (approximately), 1000 to 100000000. |
+//! | `jobs.enabled_in_serve` | `APP_JOBS__ENABLED_IN_SERVE` | `true` | `server serve` runs job workers too (`false`: only `server worker` runs jobs). |
+//! | `jobs.concurrency` | `APP_JOBS__CONCURRENCY` | `4` | Jobs one process runs at once, 1 to 1024. |
+//! | `jobs.lease_secs` | `APP_JOBS__LEASE_SECS` | `30` | How long a fetched job is held; a worker that dies loses its jobs to another after this, 1 s to 3600 s. |
+//! | `jobs.heartbeat_secs` | `APP_JOBS__HEARTBEAT_SECS` | `10` | How often running jobs' leases are extended, 1 s to 3600 s, less than `jobs.lease_secs`. |
+//! | `jobs.poll_ms` | `APP_JOBS__POLL_MS` | `100` | How often a worker looks for jobs when none is available, 1 ms to 60000 ms. |
+//! | `jobs.grace_secs` | `APP_JOBS__GRACE_SECS` | `10` | On stop: how long running jobs may finish before they are released (run again elsewhere, the attempt not counted), 0 s to 3600 s. |
+//! | `jobs.retry_base_ms` | `APP_JOBS__RETRY_BASE_MS` | `1000` | Delay after a job's first failed attempt; it doubles per attempt (with jitter), 1 ms to 3600000 ms. |
+//! | `jobs.retry_max_secs` | `APP_JOBS__RETRY_MAX_SECS` | `300` | The longest delay between attempts, 1 s to 86400 s. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
@@ -237,6 +245,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The outbox relay and the event bus.
     pub events: EventsConfig,
+    /// Background job workers.
+    pub jobs: JobsConfig,
     /// Tokens and password hashing.
     pub auth: AuthConfig,
     /// Logging.
@@ -509,6 +519,35 @@ impl Default for EventsConfig {
             relay_lease_ms: 5_000,
             bus_capacity: 4_096,
             stream_max_len: 100_000,
+        }
+    }
+}
+
+/// `[jobs]`: the background job workers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    pub enabled_in_serve: bool,
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub heartbeat_secs: u64,
+    pub poll_ms: u64,
+    pub grace_secs: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled_in_serve: true,
+            concurrency: 4,
+            lease_secs: 30,
+            heartbeat_secs: 10,
+            poll_ms: 100,
+            grace_secs: 10,
+            retry_base_ms: 1_000,
+            retry_max_secs: 300,
         }
     }
 }
@@ -843,6 +882,24 @@ impl Config {
             events.stream_max_len,
             1_000..=100_000_000,
         )?;
+
+        let jobs = &self.jobs;
+        check_range("jobs.concurrency", jobs.concurrency, 1..=1_024)?;
+        check_range("jobs.lease_secs", jobs.lease_secs, 1..=3_600)?;
+        check_range("jobs.heartbeat_secs", jobs.heartbeat_secs, 1..=3_600)?;
+        if jobs.heartbeat_secs >= jobs.lease_secs {
+            return Err(ConfigError::at(
+                "jobs.heartbeat_secs",
+                format!(
+                    "must be less than jobs.lease_secs ({}), or leases run out between heartbeats (got {})",
+                    jobs.lease_secs, jobs.heartbeat_secs
+                ),
+            ));
+        }
+        check_range("jobs.poll_ms", jobs.poll_ms, 1..=60_000)?;
+        check_range("jobs.grace_secs", jobs.grace_secs, 0..=3_600)?;
+        check_range("jobs.retry_base_ms", jobs.retry_base_ms, 1..=3_600_000)?;
+        check_range("jobs.retry_max_secs", jobs.retry_max_secs, 1..=86_400)?;
 
         let auth = &self.auth;
         match &auth.jwt_secret {
@@ -1225,6 +1282,34 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key(
+        "jobs.enabled_in_serve",
+        "APP_JOBS__ENABLED_IN_SERVE",
+        false,
+        false,
+    ),
+    key("jobs.concurrency", "APP_JOBS__CONCURRENCY", false, false),
+    key("jobs.lease_secs", "APP_JOBS__LEASE_SECS", false, false),
+    key(
+        "jobs.heartbeat_secs",
+        "APP_JOBS__HEARTBEAT_SECS",
+        false,
+        false,
+    ),
+    key("jobs.poll_ms", "APP_JOBS__POLL_MS", false, false),
+    key("jobs.grace_secs", "APP_JOBS__GRACE_SECS", false, false),
+    key(
+        "jobs.retry_base_ms",
+        "APP_JOBS__RETRY_BASE_MS",
+        false,
+        false,
+    ),
+    key(
+        "jobs.retry_max_secs",
+        "APP_JOBS__RETRY_MAX_SECS",
+        false,
+        false,
+    ),
     key("auth.jwt_secret", "JWT_SECRET", true, true),
     key("auth.jwt_issuer", "APP_AUTH__JWT_ISSUER", false, true),
     key("auth.jwt_audience", "APP_AUTH__JWT_AUDIENCE", false, true),
@@ -1269,7 +1354,7 @@ const KEYS: &[Key] = &[
 
 /// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.
 const SECTIONS: &[&str] = &[
-    "http", "database", "redis", "cache", "events", "auth", "log", "markets",
+    "http", "database", "redis", "cache", "events", "jobs", "auth", "log", "markets",
 ];
 
 const ENV_PREFIX: &str = "APP_";
@@ -1444,6 +1529,28 @@ mod tests {
         Config::load_with_env(None, vars.iter().copied())
     }
 
+    #[test]
+    fn job_heartbeats_must_come_before_leases_run_out() {
+        let error = load_env(&[("APP_JOBS__HEARTBEAT_SECS", "30")]).expect_err("not below");
+        assert_eq!(
+            error.key(),
+            "APP_JOBS__HEARTBEAT_SECS (jobs.heartbeat_secs)"
+        );
+        let error = load_env(&[("APP_JOBS__CONCURRENCY", "0")]).expect_err("out of range");
+        assert_eq!(error.key(), "APP_JOBS__CONCURRENCY (jobs.concurrency)");
+        let config = load_env(&[
+            ("APP_JOBS__LEASE_SECS", "60"),
+            ("APP_JOBS__HEARTBEAT_SECS", "30"),
+            ("APP_JOBS__ENABLED_IN_SERVE", "false"),
+        ])
+        .expect("valid");
+        assert!(!config.jobs.enabled_in_serve);
+        assert_eq!(
+            (config.jobs.lease_secs, config.jobs.heartbeat_secs),
+            (60, 30)
+        );
+    }
+
     /// A TOML file in the temp folder, removed on drop.
     struct TempToml(PathBuf);
 
@@ -1513,6 +1620,15 @@ mod tests {
         assert_eq!(config.events.relay_lease_ms, 5_000);
         assert_eq!(config.events.bus_capacity, 4_096);
         assert_eq!(config.events.stream_max_len, 100_000);
+        assert_eq!(config.jobs, JobsConfig::default());
+        assert!(config.jobs.enabled_in_serve);
+        assert_eq!(config.jobs.concurrency, 4);
+        assert_eq!(config.jobs.lease_secs, 30);
+        assert_eq!(config.jobs.heartbeat_secs, 10);
+        assert_eq!(config.jobs.poll_ms, 100);
+        assert_eq!(config.jobs.grace_secs, 10);
+        assert_eq!(config.jobs.retry_base_ms, 1_000);
+        assert_eq!(config.jobs.retry_max_secs, 300);
         assert!(config.auth.jwt_secret.is_none());
         assert_eq!(config.auth.jwt_issuer, "prediction-markets");
         assert_eq!(config.auth.jwt_audience, "prediction-markets-api");

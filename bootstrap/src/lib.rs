@@ -8,6 +8,7 @@ pub mod events;
 pub mod maintenance;
 pub mod seed;
 pub mod telemetry;
+pub mod worker;
 
 pub use app::{Application, StartError};
 
@@ -52,6 +53,10 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Seed(args) => runtime()?.block_on(seed::run(&config, args)),
+        Command::Worker => runtime()?.block_on(async move {
+            app::run_workers_only(&config).await?;
+            Ok(())
+        }),
     }
 }
 

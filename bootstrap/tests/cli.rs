@@ -54,6 +54,7 @@ fn every_subcommand_has_help() {
         vec!["migrate", "--help"],
         vec!["openapi", "--help"],
         vec!["seed", "--help"],
+        vec!["worker", "--help"],
     ] {
         let output = server(&args, &[], &scratch);
         assert!(output.status.success(), "{args:?}");
@@ -61,7 +62,7 @@ fn every_subcommand_has_help() {
         assert!(help.contains("Usage: server"), "{args:?}: {help}");
     }
     let top = text(&server(&["--help"], &[], &scratch).stdout);
-    for subcommand in ["serve", "migrate", "openapi", "seed"] {
+    for subcommand in ["serve", "migrate", "openapi", "seed", "worker"] {
         assert!(top.contains(subcommand), "{subcommand} in {top}");
     }
 }
