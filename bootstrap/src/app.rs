@@ -48,7 +48,7 @@ pub enum StartError {
     #[error("cannot apply database migrations")]
     Migrate(#[from] adapter_persistence::MigrateError),
     #[error(
-        "the database schema is behind: {0} pending migration(s); run `server migrate` or drop --no-migrate"
+        "the database schema is behind: {0} pending migration(s); run `server migrate` first (`serve` without --no-migrate applies them itself)"
     )]
     SchemaBehind(usize),
     #[error("cannot set up password hashing")]
