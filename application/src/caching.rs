@@ -129,12 +129,6 @@ impl CachedMarketRepository {
         }
     }
 
-    /// Whether reads go through a cache.
-    #[must_use]
-    pub fn is_caching(&self) -> bool {
-        self.cache.is_some()
-    }
-
     /// The cache's hit, miss and error counters per tier; empty with caching off.
     #[must_use]
     pub fn stats(&self) -> Vec<CacheTierStats> {

@@ -71,7 +71,7 @@ pub async fn open_database(config: &Config) -> Result<Database, StartError> {
     open_pools(config, config.database.max_connections, true).await
 }
 
-/// Connections for background work (the outbox relay), apart from the request pools so that
+/// Connections for background work (the outbox relay, the job workers), apart from the request pools so that
 /// neither starves the other; on the primary only.
 ///
 /// # Errors

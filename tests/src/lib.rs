@@ -737,3 +737,66 @@ pub async fn test_cache() -> Option<(TestRedis, adapter_cache::RedisCache)> {
     let cache = redis.cache();
     Some((redis, cache))
 }
+
+/// Generates one test per adapter for each listed `async fn(Arc<dyn Cache>)`:
+/// `in_process::<name>`, `redis::<name>` and `tiered::<name>` (the last two skipped loudly when
+/// Redis is unavailable; the tiered cache is subscribed, so its in-process tier is in use).
+#[macro_export]
+macro_rules! cache_tests {
+    ($($test:ident),* $(,)?) => {
+        mod in_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let cache = adapter_cache::InProcessCache::new(64 * 1024 * 1024);
+                    super::$test(std::sync::Arc::new(cache)).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    // `_redis` deletes the test's keys when the test ends.
+                    if let Some((_redis, cache)) = $crate::test_cache().await {
+                        super::$test(std::sync::Arc::new(cache)).await;
+                    }
+                }
+            )*
+        }
+        mod tiered {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some((_redis, cache)) = $crate::subscribed_tiered_cache().await {
+                        super::$test(std::sync::Arc::new(cache)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A [`adapter_cache::TieredCache`] under a fresh prefix, once its subscriber is subscribed, with the
+/// [`TestRedis`] that deletes its keys when dropped; `None` when Redis is unavailable.
+///
+/// # Panics
+/// When the cache does not subscribe within 3 s.
+pub async fn subscribed_tiered_cache() -> Option<(TestRedis, adapter_cache::TieredCache)> {
+    let redis = TestRedis::start().await?;
+    let cache = adapter_cache::TieredCache::connect(
+        redis.url(),
+        redis.config(),
+        adapter_cache::TieredCacheConfig::default(),
+    )
+    .expect("a valid configuration");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !cache.is_subscribed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tiered cache subscribes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Some((redis, cache))
+}

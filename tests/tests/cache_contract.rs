@@ -4,63 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter_cache::{RedisCache, RedisCacheConfig, RedisProbe, TieredCache, TieredCacheConfig};
+use adapter_cache::{RedisCache, RedisCacheConfig, RedisProbe};
 use domain::ports::{Cache, CacheEntry, HealthProbe};
 use uuid::Uuid;
 
-/// Generates one test per adapter for each listed `async fn(Arc<dyn Cache>)`:
-/// `in_process::<name>`, `redis::<name>` and `tiered::<name>` (the last two skipped loudly when
-/// Redis is unavailable; the tiered cache is subscribed, so its in-process tier is in use).
-macro_rules! cache_contract_tests {
-    ($($test:ident),* $(,)?) => {
-        mod in_process {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let cache = adapter_cache::InProcessCache::new(64 * 1024 * 1024);
-                    super::$test(std::sync::Arc::new(cache)).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    // `_redis` deletes the test's keys when the test ends.
-                    if let Some((_redis, cache)) = tests::test_cache().await {
-                        super::$test(std::sync::Arc::new(cache)).await;
-                    }
-                }
-            )*
-        }
-        mod tiered {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some((_redis, cache)) = super::subscribed_tiered_cache().await {
-                        super::$test(std::sync::Arc::new(cache)).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-/// A [`TieredCache`] under a fresh prefix, once its subscriber is subscribed, with the
-/// [`tests::TestRedis`] that deletes its keys when dropped; `None` when Redis is unavailable.
-async fn subscribed_tiered_cache() -> Option<(tests::TestRedis, TieredCache)> {
-    let redis = tests::TestRedis::start().await?;
-    let cache = TieredCache::connect(redis.url(), redis.config(), TieredCacheConfig::default())
-        .expect("a valid configuration");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !cache.is_subscribed() {
-        assert!(Instant::now() < deadline, "the tiered cache subscribes");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Some((redis, cache))
-}
-
-cache_contract_tests!(
+tests::cache_tests!(
     a_missing_key_is_not_found,
     an_entry_round_trips_its_version_and_bytes,
     an_empty_value_is_not_a_tombstone,

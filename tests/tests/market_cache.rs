@@ -19,45 +19,7 @@ use domain::{
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
-/// Generates one test per cache adapter for each listed `async fn(Arc<dyn Cache>)`:
-/// `in_process::<name>`, `redis::<name>` and `tiered::<name>` (Redis ones skipped loudly when
-/// Redis is unavailable, failing under `REQUIRE_SERVICES=1`).
-macro_rules! cached_reads_tests {
-    ($($test:ident),* $(,)?) => {
-        mod in_process {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let cache = adapter_cache::InProcessCache::new(16 * 1024 * 1024);
-                    super::$test(std::sync::Arc::new(cache)).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some((_redis, cache)) = tests::test_cache().await {
-                        super::$test(std::sync::Arc::new(cache)).await;
-                    }
-                }
-            )*
-        }
-        mod tiered {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(redis) = tests::TestRedis::start().await {
-                        let cache = super::tiered(&redis);
-                        super::$test(std::sync::Arc::new(cache)).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-cached_reads_tests!(
+tests::cache_tests!(
     a_reader_that_loaded_an_old_version_cannot_store_it_over_a_newer_write,
     a_reader_that_loaded_a_market_cannot_bring_it_back_after_a_delete,
     a_reader_that_found_nothing_cannot_hide_a_market_created_meanwhile,
@@ -67,15 +29,6 @@ cached_reads_tests!(
     every_market_write_retires_the_list_pages,
     an_event_repairs_an_entry_whose_write_through_was_lost,
 );
-
-fn tiered(redis: &tests::TestRedis) -> adapter_cache::TieredCache {
-    adapter_cache::TieredCache::connect(
-        redis.url(),
-        redis.config(),
-        adapter_cache::TieredCacheConfig::default(),
-    )
-    .expect("a valid Redis URL")
-}
 
 /// Renders a market as `id@version`, a page as its market ids and versions.
 struct PlainRenderer;
