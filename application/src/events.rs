@@ -1,4 +1,4 @@
-//! The outbox relay: publishes committed events to the event bus in commit order, at least once,
+//! The outbox relay: publishes committed events to the event bus in sequence order, at least once,
 //! one relay at a time (a lease), and repairs the cache from them (ADR 0011).
 
 use std::sync::Arc;

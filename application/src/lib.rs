@@ -6,8 +6,10 @@
 pub mod caching;
 pub mod events;
 pub mod idempotency;
+pub mod job_status;
 pub mod jobs;
 pub mod markets;
+pub mod notifications;
 pub mod positions;
 pub mod users;
 
@@ -15,8 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::ports::{
-    BoxError, Clock, IdGenerator, IdempotencyStore, MarketRepository, PasswordHasher,
-    PositionRepository, RecentWrites, RepositoryError, TokenIssuer, UnitOfWork, UserRepository,
+    BlobStore, BoxError, Clock, IdGenerator, IdempotencyStore, JobQueue, MarketRepository,
+    PasswordHasher, PositionRepository, RecentWrites, RepositoryError, TokenIssuer, UnitOfWork,
+    UserRepository,
 };
 use domain::{Actor, Amount, DomainEvent, EventId, RecordedEvent};
 
@@ -42,12 +45,16 @@ pub struct Deps {
     pub unit_of_work: Arc<dyn UnitOfWork>,
     /// Idempotency claims (outside transactions; completion happens inside them).
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The job queue, outside transactions (inside one, use [`domain::ports::Transaction::jobs`]).
+    pub jobs: Arc<dyn JobQueue>,
     /// Who wrote recently, to route their reads to the primary.
     pub recent_writes: Arc<dyn RecentWrites>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    /// Uploaded market images and their thumbnails.
+    pub blobs: Arc<dyn BlobStore>,
 }
 
 /// Business settings that are configuration rather than code.
@@ -62,6 +69,10 @@ pub struct Settings {
     /// How long an unfinished idempotency claim is honoured before another request may take it
     /// over (the first one crashed).
     pub idempotency_lease: Duration,
+    /// Positions paid per transaction when a market is settled.
+    pub settlement_batch: u64,
+    /// The largest market image accepted, in bytes.
+    pub max_image_bytes: usize,
 }
 
 impl Default for Settings {
@@ -71,6 +82,8 @@ impl Default for Settings {
             read_your_writes: Duration::from_secs(5),
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             idempotency_lease: Duration::from_secs(60),
+            settlement_batch: 500,
+            max_image_bytes: 5 * 1024 * 1024,
         }
     }
 }
@@ -92,6 +105,12 @@ impl UseCases {
     #[must_use]
     pub fn deps(&self) -> &Deps {
         &self.deps
+    }
+
+    /// The settings, for adapters that enforce one themselves (e.g. the upload size limit).
+    #[must_use]
+    pub const fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// A new event stamped with a fresh id and the current time.

@@ -132,6 +132,7 @@ fn world() -> World {
             position_reads: store.positions(),
             unit_of_work: store.unit_of_work(),
             idempotency: store.idempotency(),
+            jobs: store.jobs(),
             recent_writes: Arc::new(InProcessRecentWrites::new(std::time::Duration::from_secs(
                 5,
             ))),
@@ -141,6 +142,7 @@ fn world() -> World {
             tokens: Arc::new(tokens),
             clock: clock.clone(),
             ids: Arc::new(UuidV7Generator),
+            blobs: Arc::new(adapter_memory::InMemoryBlobStore::new()),
         },
         Settings::default(),
     );

@@ -72,6 +72,7 @@ impl Mocks {
                 position_reads: store.positions(),
                 unit_of_work: store.unit_of_work(),
                 idempotency: store.idempotency(),
+                jobs: store.jobs(),
                 recent_writes: Arc::new(InProcessRecentWrites::new(
                     std::time::Duration::from_secs(5),
                 )),
@@ -79,6 +80,7 @@ impl Mocks {
                 tokens: Arc::new(self.tokens),
                 clock: Arc::new(clock),
                 ids: Arc::new(ids),
+                blobs: Arc::new(adapter_memory::InMemoryBlobStore::new()),
             },
             Settings::default(),
         )
@@ -194,6 +196,8 @@ async fn a_right_password_issues_a_token_for_the_users_role() {
         .expect_find_by_email()
         .returning(move |_| Ok(Some(stored.clone())));
     mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+    mocks.hasher.expect_needs_rehash().returning(|_| false);
+    mocks.hasher.expect_hash().never();
     mocks
         .tokens
         .expect_issue()

@@ -2,17 +2,22 @@
 //! the HTTP server. Tests use [`Application::build`] to spawn the real thing on port 0.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Compress, from_fn};
+use actix_web::middleware::{Compress, Condition, from_fn};
 use actix_web::{App, HttpServer, web};
+use adapter_blobs::LocalBlobStore;
 use adapter_cache::{InProcessCache, RedisCacheConfig, RedisProbe, TieredCache, TieredCacheConfig};
 use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
 use adapter_events::{InProcessEventBus, RedisEventBus, RedisEventBusConfig};
+use adapter_http::metrics::Metrics;
+use adapter_http::rate_limit::{RateLimits, RatePolicies, TrustedProxies};
 use adapter_http::rendering::JsonMarketRenderer;
 use adapter_http::request_context::request_context;
+use adapter_http::routes::health::Draining;
 use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
@@ -21,13 +26,20 @@ use adapter_persistence::{
     SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork,
     SeaUserRepository,
 };
+use adapter_ratelimit::{
+    FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter, RedisRateLimiterConfig,
+};
 use application::caching::{CachePolicy, CachedMarketRepository};
 use application::events::{EventCounters, Relay, RelaySettings};
 use application::jobs::{Worker, WorkerSettings};
+use application::markets::{CloseEndedMarketsHandler, SettleMarketHandler, ThumbnailHandler};
+use application::notifications::{ResolutionNoticeHandler, WelcomeEmailHandler};
 use application::{Deps, Settings, UseCases};
 use backon::{ExponentialBuilder, Retryable};
 use domain::RetryPolicy;
-use domain::ports::{Cache, Clock, EventBus, HealthProbe, MarketRepository};
+use domain::ports::{
+    Cache, Clock, EventBus, HealthProbe, InvalidQuota, Mailer, MarketRepository, Quota, RateLimiter,
+};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
@@ -53,14 +65,80 @@ pub enum StartError {
     SchemaBehind(usize),
     #[error("cannot set up password hashing")]
     Hasher(#[source] domain::ports::HashError),
+    #[error("cannot set up email: {0}")]
+    Mail(String),
     #[error("cannot set up access tokens")]
     Tokens(#[from] adapter_crypto::JwtConfigError),
+    /// `key` names the configuration key that names `path`, as in configuration errors
+    /// (`APP_HTTP__TLS_CERT_PATH (http.tls_cert_path)`).
+    #[error("cannot set up TLS: {key} = {path}: {message}")]
+    Tls {
+        key: &'static str,
+        path: String,
+        message: String,
+    },
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
         #[source]
         cause: std::io::Error,
     },
+}
+
+/// The TLS settings of the listener: the certificate chain in `cert` and its private key in `key`
+/// (PEM files), TLS 1.2 and 1.3 on the ring provider (named explicitly, so that nothing depends on
+/// a process-wide default provider). actix adds the ALPN protocols (h2, http/1.1).
+///
+/// # Errors
+/// [`StartError::Tls`] naming the key and file that cannot be read or used.
+fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, StartError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let cert_error = |message: String| StartError::Tls {
+        key: "APP_HTTP__TLS_CERT_PATH (http.tls_cert_path)",
+        path: cert.display().to_string(),
+        message,
+    };
+    let key_error = |message: String| StartError::Tls {
+        key: "APP_HTTP__TLS_KEY_PATH (http.tls_key_path)",
+        path: key.display().to_string(),
+        message,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|error| cert_error(pem_message(&error)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| cert_error(pem_message(&error)))?;
+    if chain.is_empty() {
+        return Err(cert_error(
+            "no certificate in the file (expected PEM `BEGIN CERTIFICATE` blocks)".to_owned(),
+        ));
+    }
+    let private_key =
+        PrivateKeyDer::from_pem_file(key).map_err(|error| key_error(pem_message(&error)))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| cert_error(error.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|error| {
+            key_error(format!(
+                "cannot be used with the certificate of http.tls_cert_path: {error}"
+            ))
+        })
+}
+
+/// A PEM reading error in words.
+fn pem_message(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::Io(cause) => format!("cannot read the file: {cause}"),
+        Error::NoItemsFound => {
+            "no private key in the file (expected a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block)"
+                .to_owned()
+        }
+        other => format!("not valid PEM: {other}"),
+    }
 }
 
 /// Opens the database pools the configuration names, creating the SQLite folder if needed.
@@ -192,17 +270,21 @@ pub fn use_cases(
             position_reads: Arc::new(SeaPositionRepository::new(database.clone())),
             unit_of_work: Arc::new(SeaUnitOfWork::new(database.clone())),
             idempotency: Arc::new(SeaIdempotencyStore::new(database.clone())),
+            jobs: Arc::new(SeaJobQueue::new(database.clone())),
             recent_writes: Arc::new(InProcessRecentWrites::new(read_your_writes)),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             clock,
             ids: Arc::new(UuidV7Generator),
+            blobs: Arc::new(LocalBlobStore::new(&config.uploads.dir)),
         },
         Settings {
             starting_balance,
             read_your_writes,
             idempotency_ttl: Duration::from_secs(config.http.idempotency_ttl_secs),
             idempotency_lease: Duration::from_secs(config.http.idempotency_lease_secs),
+            settlement_batch: config.jobs.settlement_batch,
+            max_image_bytes: config.uploads.max_image_bytes,
         },
     ))
 }
@@ -266,6 +348,73 @@ pub fn redis_cache(config: &Config) -> Result<Option<TieredCache>, StartError> {
     .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))
 }
 
+/// The rate limits on `/api/v1` from `[rate_limit]`, or `None` when they are off: counted in Redis
+/// when `REDIS_URL` is set (shared by every instance), in process while Redis fails (then per
+/// instance, Redis skipped for `cache.breaker_open_ms` at a time), in process without Redis.
+///
+/// # Errors
+/// [`StartError::Config`] when a quota, the trusted proxies or the Redis URL cannot be used.
+fn rate_limits(config: &Config) -> Result<Option<RateLimits>, StartError> {
+    let settings = &config.rate_limit;
+    if !settings.enabled {
+        tracing::info!("requests are not rate limited (rate_limit.enabled = false)");
+        return Ok(None);
+    }
+    let quota = |path: &str, quota: Result<Quota, InvalidQuota>| {
+        quota.map_err(|error| StartError::Config(format!("rate_limit.{path}: {error}")))
+    };
+    let policies = RatePolicies {
+        anonymous: quota(
+            "anonymous_per_minute",
+            Quota::per_minute(settings.anonymous_per_minute),
+        )?,
+        user: quota(
+            "user_per_minute",
+            Quota::per_minute(settings.user_per_minute),
+        )?,
+        sign_in: quota(
+            "sign_in_per_minute",
+            Quota::per_minute(settings.sign_in_per_minute),
+        )?,
+        register: quota(
+            "register_per_hour",
+            Quota::per_hour(settings.register_per_hour),
+        )?,
+        uploads: quota(
+            "uploads_per_hour",
+            Quota::per_hour(settings.uploads_per_hour),
+        )?,
+    };
+    let trusted_proxies = TrustedProxies::parse(&settings.trusted_proxies)
+        .map_err(|error| StartError::Config(format!("rate_limit.trusted_proxies: {error}")))?;
+    let in_process = Arc::new(InProcessRateLimiter::default());
+    let limiter: Arc<dyn RateLimiter> = match &config.redis.url {
+        None => in_process,
+        Some(url) => {
+            let redis = RedisRateLimiter::connect(
+                url.expose_secret(),
+                RedisRateLimiterConfig {
+                    key_prefix: config.redis.key_prefix.clone(),
+                    pool_size: config.cache.redis_pool_size,
+                    connect_timeout: Duration::from_millis(config.cache.redis_connect_timeout_ms),
+                    command_timeout: Duration::from_millis(config.cache.redis_command_timeout_ms),
+                },
+            )
+            .map_err(|error| StartError::Config(format!("REDIS_URL: {error}")))?;
+            Arc::new(FallbackRateLimiter::new(
+                Arc::new(redis),
+                in_process,
+                Duration::from_millis(config.cache.breaker_open_ms),
+            ))
+        }
+    };
+    Ok(Some(RateLimits {
+        limiter,
+        policies,
+        trusted_proxies,
+    }))
+}
+
 /// The event bus: in process, or (with `REDIS_URL`) a Redis stream that every instance reads.
 ///
 /// # Errors
@@ -326,28 +475,74 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
     }
 }
 
-/// A job worker of this process on `database`, with the built-in handlers.
+/// The mailer `[mail]` asks for (the log by default).
+///
+/// # Errors
+/// [`StartError::Mail`] when its settings are unusable (an SMTP URL that does not parse, a mail
+/// folder that cannot be created).
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
+    adapter_mail::build_mailer(&config.mail).map_err(|error| StartError::Mail(error.to_string()))
+}
+
+/// A job worker of this process fetching from `database`, with every handler of the service.
 #[must_use]
-pub fn job_worker(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> Worker {
+pub fn job_worker(
+    config: &Config,
+    database: &Database,
+    use_cases: &UseCases,
+    mailer: &Arc<dyn Mailer>,
+) -> Worker {
+    let deps = use_cases.deps();
     Worker::new(
         Arc::new(SeaJobQueue::new(database.clone())),
-        clock,
+        Arc::clone(&use_cases.deps().clock),
         format!("worker-{}", uuid::Uuid::new_v4().simple()),
         worker_settings(config),
     )
     .with_handler(Arc::new(crate::worker::NoopHandler))
+    .with_handler(Arc::new(SettleMarketHandler::new(use_cases.clone())))
+    .with_handler(Arc::new(CloseEndedMarketsHandler::new(use_cases.clone())))
+    .with_handler(Arc::new(ThumbnailHandler::new(use_cases.clone())))
+    .with_handler(Arc::new(WelcomeEmailHandler::new(
+        Arc::clone(&deps.users),
+        Arc::clone(mailer),
+    )))
+    .with_handler(Arc::new(ResolutionNoticeHandler::new(
+        Arc::clone(&deps.users),
+        Arc::clone(&deps.markets),
+        Arc::clone(mailer),
+    )))
 }
 
-/// Job workers running in the background: a stop signal and the loop's task.
+/// Job workers running in the background, with the scheduler of periodic jobs: a stop signal
+/// and their task.
 struct Workers {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Workers {
-    fn spawn(worker: Worker) -> Self {
+    fn spawn(
+        config: &Config,
+        worker: Worker,
+        use_cases: &UseCases,
+        outcomes: crate::metrics::JobOutcomes,
+    ) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(crate::worker::run_workers(worker, stopped));
+        let deps = use_cases.deps();
+        let scheduler = crate::worker::run_scheduler(
+            Arc::clone(&deps.jobs),
+            Arc::clone(&deps.clock),
+            Arc::clone(&deps.ids),
+            Duration::from_secs(config.jobs.close_markets_every_secs),
+            stopped.clone(),
+        );
+        let task = tokio::spawn(async move {
+            tokio::join!(
+                crate::worker::run_workers(worker, stopped, outcomes),
+                scheduler
+            );
+        });
         Self { stop, task }
     }
 
@@ -371,8 +566,14 @@ pub async fn run_workers_only(config: &Config) -> Result<(), StartError> {
     if !status.pending.is_empty() {
         return Err(StartError::SchemaBehind(status.pending.len()));
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let workers = Workers::spawn(job_worker(config, &database, clock));
+    let redis = redis_cache(config)?;
+    let use_cases = use_cases(config, &database, redis.as_ref())?;
+    let workers = Workers::spawn(
+        config,
+        job_worker(config, &database, &use_cases, &mailer(config)?),
+        &use_cases,
+        crate::metrics::JobOutcomes::default(),
+    );
     shutdown_signal().await;
     tracing::info!("stopping the job workers");
     workers.stop().await;
@@ -394,6 +595,10 @@ pub struct Application {
     stream: MarketStream,
     /// The job workers, when `jobs.enabled_in_serve`.
     workers: Option<Workers>,
+    /// Set on SIGTERM/SIGINT: readiness fails from then on.
+    draining: Arc<Draining>,
+    /// How long readiness fails before the listener closes.
+    drain: Duration,
 }
 
 impl Application {
@@ -403,6 +608,12 @@ impl Application {
     /// # Errors
     /// [`StartError`] naming what failed.
     pub async fn build(config: &Config, migrate: bool) -> Result<Self, StartError> {
+        // First: a bad certificate or key stops the start before anything is connected.
+        let tls = config
+            .http
+            .tls_paths()
+            .map(|(cert, key)| tls_config(cert, key))
+            .transpose()?;
         let database = open_database(config).await?;
         if migrate {
             adapter_persistence::migrate_up(&database).await?;
@@ -427,6 +638,7 @@ impl Application {
         });
         let bus = event_bus(config)?;
         let received = EventCounters::new();
+        let received_for_metrics = received.clone();
         let counters = crate::maintenance::log_counters(
             use_cases.deps().cached_markets.clone(),
             received.clone(),
@@ -446,13 +658,28 @@ impl Application {
         let housekeeping = tokio::spawn(async move {
             tokio::join!(purge, counters, relay, forwarding);
         });
+        let mailer = mailer(config)?;
+        let job_outcomes = crate::metrics::JobOutcomes::default();
         let workers = config.jobs.enabled_in_serve.then(|| {
-            Workers::spawn(job_worker(
+            Workers::spawn(
                 config,
-                &background,
-                Arc::clone(&use_cases.deps().clock),
-            ))
+                job_worker(config, &background, &use_cases, &mailer),
+                &use_cases,
+                job_outcomes.clone(),
+            )
         });
+        let mut metrics = Metrics::new();
+        let refresh = crate::metrics::register(
+            &mut metrics,
+            [&database, &background],
+            Duration::from_millis(config.database.slow_statement_ms),
+            &use_cases,
+            stream.clone(),
+            received_for_metrics,
+            &job_outcomes,
+        );
+        let metrics = Arc::new(metrics.with_refresh(refresh));
+        let draining = Arc::new(Draining::default());
         let mut probes: Vec<Arc<dyn HealthProbe>> =
             vec![Arc::new(DatabaseProbe::new(database.clone()))];
         if let Some(redis) = &redis {
@@ -462,6 +689,9 @@ impl Application {
             use_cases,
             probes,
             stream: stream.clone(),
+            metrics,
+            draining: Arc::clone(&draining),
+            rate_limits: rate_limits(config)?,
         });
         let limits = HttpLimits {
             json_body_bytes: config.http.json_limit_bytes,
@@ -477,25 +707,35 @@ impl Application {
             address: address.clone(),
             cause,
         })?;
+        let https = tls.is_some();
         let cors_origins = config.http.cors_origins();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())
                 .wrap(adapter_http::security::cors(&cors_origins))
                 .wrap(from_fn(request_context))
+                // Outermost: every response, preflights and errors included.
+                .wrap(Condition::new(https, adapter_http::security::hsts()))
                 .configure(|service| adapter_http::configure(service, state.clone(), limits))
         })
         .workers(config.http.effective_workers())
         .client_request_timeout(Duration::from_millis(config.http.client_request_timeout_ms))
         .shutdown_timeout(config.http.shutdown_timeout_secs)
-        .listen(listener)
+        // Signals are handled by `run_until_stopped`, which drains before stopping.
+        .disable_signals();
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(|cause| StartError::Bind { address, cause })?
         .run();
+        let scheme = if https { "https" } else { "http" };
         tracing::info!(
             address = %local,
             database = ?database.backend(),
             read_replica = database.has_replica(),
-            "listening on http://{local}"
+            tls = https,
+            "listening on {scheme}://{local}"
         );
         Ok(Self {
             port: local.port(),
@@ -504,6 +744,8 @@ impl Application {
             housekeeping,
             stream,
             workers,
+            draining,
+            drain: Duration::from_secs(config.http.shutdown_drain_secs),
         })
     }
 
@@ -525,21 +767,36 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then closes the database pools.
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then stops the workers and closes
+    /// the database pools.
+    ///
+    /// On a signal: readiness answers 503 at once (while requests are still served) for
+    /// `http.shutdown_drain_secs`, so that load balancers stop sending new ones; WebSocket
+    /// clients are told to go away (1001); then the listener closes and in-flight requests get
+    /// `http.shutdown_timeout_secs` to finish.
     ///
     /// # Errors
     /// The server's I/O error, if it fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        // actix stops on SIGINT/SIGTERM but waits for open connections (up to the shutdown
-        // timeout); WebSocket clients are told to go away (1001) at once instead. A stop through
-        // `ServerHandle::stop` closes them only once the server has stopped.
         let stream = self.stream.clone();
-        let going_away = tokio::spawn(async move {
+        let draining = Arc::clone(&self.draining);
+        let handle = self.server.handle();
+        let drain = self.drain;
+        let on_signal = tokio::spawn(async move {
             shutdown_signal().await;
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "shutting down: readiness now fails"
+            );
+            draining.start();
             stream.close_all();
+            tokio::time::sleep(drain).await;
+            tracing::info!("closing the listener; finishing in-flight requests");
+            handle.stop(true).await;
         });
         let result = self.server.await;
-        going_away.abort();
+        on_signal.abort();
+        self.draining.start();
         self.stream.close_all();
         if let Some(workers) = self.workers {
             workers.stop().await;

@@ -19,11 +19,14 @@
 //! | `http.workers` | `APP_HTTP__WORKERS` | number of CPUs | HTTP worker threads, 1 to 1024. |
 //! | `http.client_request_timeout_ms` | `APP_HTTP__CLIENT_REQUEST_TIMEOUT_MS` | `5000` | Time allowed for a client to send the request head, 1 ms to 300000 ms. |
 //! | `http.shutdown_timeout_secs` | `APP_HTTP__SHUTDOWN_TIMEOUT_SECS` | `30` | Grace period for in-flight requests on shutdown, 0 s to 3600 s. |
+//! | `http.shutdown_drain_secs` | `APP_HTTP__SHUTDOWN_DRAIN_SECS` | `0` | On SIGTERM/SIGINT: how long `/health/ready` answers 503 while requests are still accepted, before the listener closes, so that load balancers stop sending traffic first (set it to the probe interval times its failure threshold), 0 s to 300 s. |
 //! | `http.cors_allowed_origins` | `APP_HTTP__CORS_ALLOWED_ORIGINS` | empty | Comma-separated page origins (`https://app.example.com`) that may call the API from a browser (CORS, without credentials); `*` allows any. Empty: same-origin only. |
 //! | `http.ws_max_connections` | `APP_HTTP__WS_MAX_CONNECTIONS` | `1000` | WebSocket clients of `/api/v1/markets/stream` at once on one instance (more get 503 `too_many_connections`), 1 to 100000. |
 //! | `http.ws_client_buffer` | `APP_HTTP__WS_CLIENT_BUFFER` | `64` | Messages queued for one WebSocket client; a client that falls further behind is closed (too slow), 1 to 10000. |
 //! | `http.ws_allowed_origins` | `APP_HTTP__WS_ALLOWED_ORIGINS` | empty | Comma-separated page origins (`https://app.example.com`) allowed to open the stream besides the service's own; `*` allows any. |
 //! | `http.ws_heartbeat_secs` | `APP_HTTP__WS_HEARTBEAT_SECS` | `10` | Ping interval; a client silent for 3 intervals is closed, 1 s to 300 s. |
+//! | `http.tls_cert_path` | `APP_HTTP__TLS_CERT_PATH` | unset | PEM file of the server's certificate chain (leaf first): when set, with `http.tls_key_path`, the binary serves HTTPS (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1) instead of plain HTTP, and every response carries `Strict-Transport-Security`. Unset (both): plain HTTP, for a proxy that terminates TLS. The files are read at start; a missing or invalid one stops it. |
+//! | `http.tls_key_path` | `APP_HTTP__TLS_KEY_PATH` | unset | PEM file of the private key of `http.tls_cert_path` (PKCS#8, PKCS#1 or SEC1); both keys or neither. |
 //! | `database.url` | **`DATABASE_URL`** | `sqlite://data/markets.db?mode=rwc` | `sqlite:...` or `postgres://...` / `postgresql://...`. The default SQLite file (and `./data/`) is created if missing. |
 //! | `database.read_url` | **`DATABASE_READ_URL`** | unset | Optional read replica, same database kind as `DATABASE_URL`; unset means reads go to the primary. |
 //! | `database.connect_retry_secs` | `APP_DATABASE__CONNECT_RETRY_SECS` | `10` | At start-up, keep retrying an unreachable database (exponential backoff with jitter) for this long before giving up, 0 (no retry) to 600 s. |
@@ -32,11 +35,12 @@
 //! | `database.acquire_timeout_ms` | `APP_DATABASE__ACQUIRE_TIMEOUT_MS` | `3000` | Wait for a free pooled connection, 1 ms to 300000 ms. |
 //! | `database.idle_timeout_secs` | `APP_DATABASE__IDLE_TIMEOUT_SECS` | `600` | Close pooled connections idle this long, 1 s to 86400 s. |
 //! | `database.statement_timeout_ms` | `APP_DATABASE__STATEMENT_TIMEOUT_MS` | `5000` | Per-statement limit (PostgreSQL), 0 (none) to 3600000 ms. |
+//! | `database.slow_statement_ms` | `APP_DATABASE__SLOW_STATEMENT_MS` | `500` | Statements slower than this are logged (warn, with their SQL, never the values), 1 ms to 3600000 ms. |
 //! | `database.read_your_writes_ms` | `APP_DATABASE__READ_YOUR_WRITES_MS` | `5000` | After a write, that caller's list reads go to the primary for this long (with a read replica), 0 to 600000 ms. |
 //! | `http.idempotency_ttl_secs` | `APP_HTTP__IDEMPOTENCY_TTL_SECS` | `86400` | How long a completed `Idempotency-Key` is kept for replay, 60 s to 604800 s. |
 //! | `http.idempotency_lease_secs` | `APP_HTTP__IDEMPOTENCY_LEASE_SECS` | `60` | How long an unfinished `Idempotency-Key` blocks duplicates before it may be taken over, 1 s to 3600 s. |
-//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`. When set, `/health/ready` checks it; market reads are cached in process in front of Redis (see `cache.*`); rate limits and event fan-out arrive with their issues (8, 7). Unset means in-process adapters. |
-//! | `redis.key_prefix` | `APP_REDIS__KEY_PREFIX` | `markets:` | Put before every Redis key (cache entries, the event stream), so that several services can share one Redis; 1 to 64 bytes without spaces. |
+//! | `redis.url` | **`REDIS_URL`** | unset | `redis://`, `rediss://`, `redis+unix://` or `unix://`. When set, `/health/ready` checks it; market reads are cached in process in front of Redis (see `cache.*`); requests are rate limited in it (see `rate_limit.*`); domain events reach every instance through a Redis stream (see `events.*`). Unset means in-process adapters. |
+//! | `redis.key_prefix` | `APP_REDIS__KEY_PREFIX` | `markets:` | Put before every Redis key (cache entries, the event stream, rate-limit counters), so that several services can share one Redis; 1 to 64 bytes without spaces. |
 //! | `cache.enabled` | `APP_CACHE__ENABLED` | `true` | Cache market reads (`false` turns caching off: every read goes to the database). |
 //! | `cache.market_ttl_secs` | `APP_CACHE__MARKET_TTL_SECS` | `300` | How long one market stays cached (it is rewritten on every change), 1 s to 86400 s. |
 //! | `cache.list_ttl_secs` | `APP_CACHE__LIST_TTL_SECS` | `30` | How long a list page stays cached (every market write retires all pages), 1 s to 3600 s. |
@@ -62,6 +66,8 @@
 //! | `jobs.grace_secs` | `APP_JOBS__GRACE_SECS` | `10` | On stop: how long running jobs may finish before they are released (run again elsewhere, the attempt not counted), 0 s to 3600 s. |
 //! | `jobs.retry_base_ms` | `APP_JOBS__RETRY_BASE_MS` | `1000` | Delay after a job's first failed attempt; it doubles per attempt (with jitter), 1 ms to 3600000 ms. |
 //! | `jobs.retry_max_secs` | `APP_JOBS__RETRY_MAX_SECS` | `300` | The longest delay between attempts, 1 s to 86400 s. |
+//! | `jobs.settlement_batch` | `APP_JOBS__SETTLEMENT_BATCH` | `500` | Positions paid per transaction when a resolved or cancelled market is settled, 1 to 10000. |
+//! | `jobs.close_markets_every_secs` | `APP_JOBS__CLOSE_MARKETS_EVERY_SECS` | `60` | How often active markets whose end date has passed are closed (a `close_ended_markets` job, one at a time across instances), 1 s to 86400 s. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
@@ -73,6 +79,22 @@
 //! | `log.format` | **`LOG_FORMAT`** | `pretty` in `local`, `json` otherwise | `json` (one object per line) or `pretty` (human readable). |
 //! | (not a file key) | **`RUST_LOG`** | `info,sqlx=warn,sea_orm=warn,...` | Log filter directives (`tracing_subscriber::EnvFilter` syntax). |
 //! | `markets.starting_balance` | `APP_MARKETS__STARTING_BALANCE` | `1000.00` | Credits given to a new user: a non-negative decimal with at most two places. |
+//! | `uploads.max_image_bytes` | `APP_UPLOADS__MAX_IMAGE_BYTES` | `5242880` | Largest market image accepted (`POST /api/v1/markets/{id}/image`; larger ones get 413 `payload_too_large`), 1 KiB to 64 MiB. |
+//! | `uploads.dir` | `APP_UPLOADS__DIR` | `data/uploads` | Folder where uploaded market images and their thumbnails are kept (created by the first upload). |
+//! | `mail.transport` | `APP_MAIL__TRANSPORT` | `log` | Where emails (the welcome email, market resolution notices) go: `log` (a log line with recipient and subject; nothing is sent), `file` (one `.eml` file per email in `mail.file_dir`) or `smtp` (the server at `mail.smtp_url`). |
+//! | `mail.from` | `APP_MAIL__FROM` | `Prediction Markets <noreply@example.com>` | The sender: `name@example.com` or `Name <name@example.com>`. |
+//! | `mail.smtp_url` | `APP_MAIL__SMTP_URL` | unset | Required with `smtp`: `smtp://[user:password@]host[:port]` (plain, or `?tls=required` for STARTTLS) or `smtps://...` (TLS from the start). |
+//! | `mail.file_dir` | `APP_MAIL__FILE_DIR` | `data/mail` | With `file`: the folder the `.eml` files are written to (created if missing). |
+//! | `mail.timeout_ms` | `APP_MAIL__TIMEOUT_MS` | `10000` | With `smtp`: limit of one attempt to send (connecting and the whole exchange), 1 ms to 300000 ms. |
+//! | `mail.retries` | `APP_MAIL__RETRIES` | `3` | With `smtp`: times a send that failed transiently (connection refused or reset, timeout, a 4xx reply) is tried again within the same run of its job (which is itself retried later), 0 to 10. A 5xx reply is never retried. |
+//! | `mail.retry_base_ms` | `APP_MAIL__RETRY_BASE_MS` | `500` | With `smtp`: delay before the first of those retries; it doubles per retry, with jitter, 1 ms to 60000 ms. |
+//! | `rate_limit.enabled` | `APP_RATE_LIMIT__ENABLED` | `true` | Limit requests to `/api/v1/*` (not `/health/*` nor `/metrics`): each request counts against the first quota that applies: sign-in, registration or uploads (per client IP), a signed-in user's (per user), else an anonymous client's (per client IP); over it, 429 `rate_limited` with `Retry-After`. With `REDIS_URL` counted in Redis, shared by every instance (timeouts `cache.redis_*`); while Redis fails, in process for `cache.breaker_open_ms` at a time, so limits then hold per instance. Without Redis, in process. |
+//! | `rate_limit.anonymous_per_minute` | `APP_RATE_LIMIT__ANONYMOUS_PER_MINUTE` | `120` | Requests per minute from one client IP without a valid token (bursts of as many at once), 1 to 1000000000. |
+//! | `rate_limit.user_per_minute` | `APP_RATE_LIMIT__USER_PER_MINUTE` | `600` | Requests per minute of one signed-in user, 1 to 1000000000. |
+//! | `rate_limit.sign_in_per_minute` | `APP_RATE_LIMIT__SIGN_IN_PER_MINUTE` | `10` | `POST /api/v1/auth/login` per minute from one client IP, 1 to 1000000000. |
+//! | `rate_limit.register_per_hour` | `APP_RATE_LIMIT__REGISTER_PER_HOUR` | `20` | `POST /api/v1/auth/register` per hour from one client IP, 1 to 1000000000. |
+//! | `rate_limit.uploads_per_hour` | `APP_RATE_LIMIT__UPLOADS_PER_HOUR` | `60` | `POST /api/v1/markets/{id}/image` per hour from one client IP, 1 to 1000000000. |
+//! | `rate_limit.trusted_proxies` | `APP_RATE_LIMIT__TRUSTED_PROXIES` | empty | Comma-separated IP addresses and CIDR blocks (`10.0.0.0/8`) of the proxies in front of the service: when the peer is one of them, the client IP is the right-most `X-Forwarded-For` address that is not; otherwise it is the peer address. Empty: `X-Forwarded-For` is ignored. |
 //!
 //! # Rules
 //!
@@ -90,6 +112,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use adapter_mail::MailSettings;
 use figment::error::Kind;
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Tag, Value};
@@ -253,6 +276,12 @@ pub struct Config {
     pub log: LogConfig,
     /// Business settings of the example domain.
     pub markets: BusinessConfig,
+    /// Uploaded files (market images).
+    pub uploads: UploadsConfig,
+    /// Outgoing email (`[mail]`; the adapter's own settings type, validated here too).
+    pub mail: MailSettings,
+    /// Rate limits on `/api/v1`.
+    pub rate_limit: RateLimitConfig,
 }
 
 /// `[http]`: the HTTP server.
@@ -271,6 +300,8 @@ pub struct HttpConfig {
     pub client_request_timeout_ms: u64,
     /// Grace period for in-flight requests on shutdown, default 30 s.
     pub shutdown_timeout_secs: u64,
+    /// Readiness 503 before the listener closes, default 0 s.
+    pub shutdown_drain_secs: u64,
     /// How long a completed `Idempotency-Key` is kept, default 86400 s.
     pub idempotency_ttl_secs: u64,
     /// How long an unfinished `Idempotency-Key` is honoured, default 60 s.
@@ -282,6 +313,10 @@ pub struct HttpConfig {
     /// Comma-separated.
     pub ws_allowed_origins: String,
     pub ws_heartbeat_secs: u64,
+    /// PEM certificate chain; with `tls_key_path`, serve HTTPS. Default unset.
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key of `tls_cert_path`. Default unset.
+    pub tls_key_path: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -293,6 +328,7 @@ impl Default for HttpConfig {
             workers: None,
             client_request_timeout_ms: 5_000,
             shutdown_timeout_secs: 30,
+            shutdown_drain_secs: 0,
             idempotency_ttl_secs: 86_400,
             idempotency_lease_secs: 60,
             cors_allowed_origins: String::new(),
@@ -300,6 +336,8 @@ impl Default for HttpConfig {
             ws_client_buffer: 64,
             ws_allowed_origins: String::new(),
             ws_heartbeat_secs: 10,
+            tls_cert_path: None,
+            tls_key_path: None,
         }
     }
 }
@@ -316,6 +354,15 @@ impl HttpConfig {
     pub fn cors_origins(&self) -> Vec<String> {
         origin_list(&self.cors_allowed_origins)
     }
+
+    /// The certificate chain and private key files when TLS is on (both set; validation refuses
+    /// one without the other).
+    #[must_use]
+    pub fn tls_paths(&self) -> Option<(&Path, &Path)> {
+        self.tls_cert_path
+            .as_deref()
+            .zip(self.tls_key_path.as_deref())
+    }
 }
 
 /// The comma-separated origins of `text`, trimmed, empty ones left out.
@@ -325,6 +372,29 @@ fn origin_list(text: &str) -> Vec<String> {
         .filter(|origin| !origin.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Checks that the TLS files are named together (both or neither), and not as empty paths.
+fn check_tls_paths(http: &HttpConfig) -> Result<(), ConfigError> {
+    let cert = ("http.tls_cert_path", http.tls_cert_path.as_deref());
+    let key = ("http.tls_key_path", http.tls_key_path.as_deref());
+    for (path, value) in [cert, key] {
+        if value.is_some_and(|file| file.as_os_str().is_empty()) {
+            return Err(ConfigError::at(path, "must not be empty"));
+        }
+    }
+    for ((path, value), (other, other_value)) in [(cert, key), (key, cert)] {
+        if value.is_none() && other_value.is_some() {
+            return Err(ConfigError::at(
+                path,
+                format!(
+                    "must be set when {} is: TLS needs both the certificate chain and its private key",
+                    describe_key(other)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that every origin of `origins` has a scheme (or is `*`).
@@ -395,6 +465,8 @@ pub struct DatabaseConfig {
     pub idle_timeout_secs: u64,
     /// Per-statement limit, default 5000 ms; 0 means none.
     pub statement_timeout_ms: u64,
+    /// Log statements slower than this, default 500 ms.
+    pub slow_statement_ms: u64,
     /// After a write, the writer's list reads go to the primary for this long, default 5000 ms.
     pub read_your_writes_ms: u64,
     pub connect_retry_secs: u64,
@@ -410,6 +482,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 3_000,
             idle_timeout_secs: 600,
             statement_timeout_ms: 5_000,
+            slow_statement_ms: 500,
             read_your_writes_ms: 5_000,
             connect_retry_secs: 10,
         }
@@ -535,6 +608,8 @@ pub struct JobsConfig {
     pub grace_secs: u64,
     pub retry_base_ms: u64,
     pub retry_max_secs: u64,
+    pub settlement_batch: u64,
+    pub close_markets_every_secs: u64,
 }
 
 impl Default for JobsConfig {
@@ -548,6 +623,8 @@ impl Default for JobsConfig {
             grace_secs: 10,
             retry_base_ms: 1_000,
             retry_max_secs: 300,
+            settlement_batch: 500,
+            close_markets_every_secs: 60,
         }
     }
 }
@@ -632,6 +709,53 @@ impl BusinessConfig {
     /// When it is not a valid amount (never after [`Config::validate`]).
     pub fn starting_balance_amount(&self) -> Result<domain::Amount, domain::money::AmountError> {
         domain::Amount::parse(&self.starting_balance)
+    }
+}
+
+/// `[uploads]`: uploaded market images.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Largest image accepted, in bytes, default 5 MiB, 1 KiB..=64 MiB.
+    pub max_image_bytes: usize,
+    /// Where images and thumbnails are kept, default `data/uploads`.
+    pub dir: PathBuf,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            max_image_bytes: 5 * 1024 * 1024,
+            dir: PathBuf::from("data/uploads"),
+        }
+    }
+}
+
+/// `[rate_limit]`: limits on `/api/v1` per client IP, per user and per route group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub anonymous_per_minute: u32,
+    pub user_per_minute: u32,
+    pub sign_in_per_minute: u32,
+    pub register_per_hour: u32,
+    pub uploads_per_hour: u32,
+    /// Comma-separated IP addresses and CIDR blocks; empty trusts no proxy.
+    pub trusted_proxies: String,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            anonymous_per_minute: 120,
+            user_per_minute: 600,
+            sign_in_per_minute: 10,
+            register_per_hour: 20,
+            uploads_per_hour: 60,
+            trusted_proxies: String::new(),
+        }
     }
 }
 
@@ -748,6 +872,11 @@ impl Config {
             http.shutdown_timeout_secs,
             0..=3_600,
         )?;
+        check_range(
+            "http.shutdown_drain_secs",
+            http.shutdown_drain_secs,
+            0..=300,
+        )?;
 
         let db = &self.database;
         let primary = check_database_url("database.url", db.url.expose_secret())?;
@@ -780,6 +909,11 @@ impl Config {
             "database.statement_timeout_ms",
             db.statement_timeout_ms,
             0..=3_600_000,
+        )?;
+        check_range(
+            "database.slow_statement_ms",
+            db.slow_statement_ms,
+            1..=3_600_000,
         )?;
         check_range(
             "database.read_your_writes_ms",
@@ -818,6 +952,7 @@ impl Config {
         )?;
         check_origins("http.ws_allowed_origins", &self.http.ws_origins())?;
         check_origins("http.cors_allowed_origins", &self.http.cors_origins())?;
+        check_tls_paths(&self.http)?;
 
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
@@ -900,6 +1035,12 @@ impl Config {
         check_range("jobs.grace_secs", jobs.grace_secs, 0..=3_600)?;
         check_range("jobs.retry_base_ms", jobs.retry_base_ms, 1..=3_600_000)?;
         check_range("jobs.retry_max_secs", jobs.retry_max_secs, 1..=86_400)?;
+        check_range("jobs.settlement_batch", jobs.settlement_batch, 1..=10_000)?;
+        check_range(
+            "jobs.close_markets_every_secs",
+            jobs.close_markets_every_secs,
+            1..=86_400,
+        )?;
 
         let auth = &self.auth;
         match &auth.jwt_secret {
@@ -946,6 +1087,41 @@ impl Config {
                 error.to_string(),
             ));
         }
+
+        let uploads = &self.uploads;
+        check_range(
+            "uploads.max_image_bytes",
+            uploads.max_image_bytes,
+            1_024..=64 * 1_024 * 1_024,
+        )?;
+        if uploads.dir.as_os_str().is_empty() {
+            return Err(ConfigError::at("uploads.dir", "must not be empty"));
+        }
+
+        let limits = &self.rate_limit;
+        for (path, value) in [
+            (
+                "rate_limit.anonymous_per_minute",
+                limits.anonymous_per_minute,
+            ),
+            ("rate_limit.user_per_minute", limits.user_per_minute),
+            ("rate_limit.sign_in_per_minute", limits.sign_in_per_minute),
+            ("rate_limit.register_per_hour", limits.register_per_hour),
+            ("rate_limit.uploads_per_hour", limits.uploads_per_hour),
+        ] {
+            check_range(path, value, 1..=1_000_000_000)?;
+        }
+        if let Err(error) = adapter_http::rate_limit::TrustedProxies::parse(&limits.trusted_proxies)
+        {
+            return Err(ConfigError::at(
+                "rate_limit.trusted_proxies",
+                error.to_string(),
+            ));
+        }
+
+        self.mail
+            .validate()
+            .map_err(|error| ConfigError::at(&format!("mail.{}", error.key), error.message))?;
         Ok(())
     }
 
@@ -1097,6 +1273,12 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key(
+        "http.shutdown_drain_secs",
+        "APP_HTTP__SHUTDOWN_DRAIN_SECS",
+        false,
+        false,
+    ),
     key("database.url", "DATABASE_URL", true, true),
     key("database.read_url", "DATABASE_READ_URL", true, true),
     key(
@@ -1126,6 +1308,12 @@ const KEYS: &[Key] = &[
     key(
         "database.statement_timeout_ms",
         "APP_DATABASE__STATEMENT_TIMEOUT_MS",
+        false,
+        false,
+    ),
+    key(
+        "database.slow_statement_ms",
+        "APP_DATABASE__SLOW_STATEMENT_MS",
         false,
         false,
     ),
@@ -1183,6 +1371,8 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key("http.tls_cert_path", "APP_HTTP__TLS_CERT_PATH", false, true),
+    key("http.tls_key_path", "APP_HTTP__TLS_KEY_PATH", false, true),
     key("redis.url", "REDIS_URL", true, true),
     key("redis.key_prefix", "APP_REDIS__KEY_PREFIX", false, true),
     key("cache.enabled", "APP_CACHE__ENABLED", false, false),
@@ -1310,6 +1500,18 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key(
+        "jobs.settlement_batch",
+        "APP_JOBS__SETTLEMENT_BATCH",
+        false,
+        false,
+    ),
+    key(
+        "jobs.close_markets_every_secs",
+        "APP_JOBS__CLOSE_MARKETS_EVERY_SECS",
+        false,
+        false,
+    ),
     key("auth.jwt_secret", "JWT_SECRET", true, true),
     key("auth.jwt_issuer", "APP_AUTH__JWT_ISSUER", false, true),
     key("auth.jwt_audience", "APP_AUTH__JWT_AUDIENCE", false, true),
@@ -1350,11 +1552,83 @@ const KEYS: &[Key] = &[
         false,
         true,
     ),
+    key(
+        "uploads.max_image_bytes",
+        "APP_UPLOADS__MAX_IMAGE_BYTES",
+        false,
+        false,
+    ),
+    key("uploads.dir", "APP_UPLOADS__DIR", false, true),
+    key("mail.transport", "APP_MAIL__TRANSPORT", false, true),
+    key("mail.from", "APP_MAIL__FROM", false, true),
+    key("mail.smtp_url", "APP_MAIL__SMTP_URL", false, true),
+    key("mail.file_dir", "APP_MAIL__FILE_DIR", false, true),
+    key("mail.timeout_ms", "APP_MAIL__TIMEOUT_MS", false, false),
+    key("mail.retries", "APP_MAIL__RETRIES", false, false),
+    key(
+        "mail.retry_base_ms",
+        "APP_MAIL__RETRY_BASE_MS",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.enabled",
+        "APP_RATE_LIMIT__ENABLED",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.anonymous_per_minute",
+        "APP_RATE_LIMIT__ANONYMOUS_PER_MINUTE",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.user_per_minute",
+        "APP_RATE_LIMIT__USER_PER_MINUTE",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.sign_in_per_minute",
+        "APP_RATE_LIMIT__SIGN_IN_PER_MINUTE",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.register_per_hour",
+        "APP_RATE_LIMIT__REGISTER_PER_HOUR",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.uploads_per_hour",
+        "APP_RATE_LIMIT__UPLOADS_PER_HOUR",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.trusted_proxies",
+        "APP_RATE_LIMIT__TRUSTED_PROXIES",
+        false,
+        true,
+    ),
 ];
 
 /// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.
 const SECTIONS: &[&str] = &[
-    "http", "database", "redis", "cache", "events", "jobs", "auth", "log", "markets",
+    "http",
+    "database",
+    "redis",
+    "cache",
+    "events",
+    "jobs",
+    "auth",
+    "log",
+    "markets",
+    "uploads",
+    "mail",
+    "rate_limit",
 ];
 
 const ENV_PREFIX: &str = "APP_";
@@ -2077,6 +2351,121 @@ mod tests {
         config.database.ensure_sqlite_dir().expect("create dir");
         assert!(dir.join("nested").is_dir());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn mail_is_logged_by_default_and_smtp_needs_a_usable_url() {
+        let config = load_env(&[]).expect("defaults are valid");
+        assert_eq!(config.mail.transport, adapter_mail::MailTransport::Log);
+        assert_eq!(config.mail.from, "Prediction Markets <noreply@example.com>");
+        assert!(config.mail.smtp_url.is_none());
+        assert_eq!(config.mail.file_dir, PathBuf::from("data/mail"));
+        assert_eq!(config.mail.timeout_ms, 10_000);
+        assert_eq!(config.mail.retries, 3);
+        assert_eq!(config.mail.retry_base_ms, 500);
+
+        let smtp = load_env(&[
+            ("APP_MAIL__TRANSPORT", "smtp"),
+            (
+                "APP_MAIL__SMTP_URL",
+                "smtp://mailer:hunter2@mail.example.com:587",
+            ),
+            ("APP_MAIL__RETRIES", "5"),
+        ])
+        .expect("valid");
+        assert_eq!(smtp.mail.transport, adapter_mail::MailTransport::Smtp);
+        assert_eq!(smtp.mail.retries, 5);
+        assert!(!format!("{smtp:?}").contains("hunter2"));
+
+        let missing = load_env(&[("APP_MAIL__TRANSPORT", "smtp")]).expect_err("no URL");
+        assert_eq!(missing.key(), "APP_MAIL__SMTP_URL (mail.smtp_url)");
+        let wrong = load_env(&[
+            ("APP_MAIL__TRANSPORT", "smtp"),
+            (
+                "APP_MAIL__SMTP_URL",
+                "http://mailer:hunter2@mail.example.com",
+            ),
+        ])
+        .expect_err("not SMTP");
+        assert_eq!(wrong.key(), "APP_MAIL__SMTP_URL (mail.smtp_url)");
+        assert!(!wrong.to_string().contains("hunter2"), "{wrong}");
+        let transport = load_env(&[("APP_MAIL__TRANSPORT", "pigeon")]).expect_err("unknown");
+        assert!(transport.key().contains("mail.transport"), "{transport}");
+        let retries = load_env(&[("APP_MAIL__RETRIES", "11")]).expect_err("too many");
+        assert_eq!(retries.key(), "APP_MAIL__RETRIES (mail.retries)");
+    }
+
+    #[test]
+    fn rate_limits_have_documented_defaults_and_bounds() {
+        let config = load_env(&[]).expect("defaults are valid");
+        assert_eq!(config.rate_limit, RateLimitConfig::default());
+        assert!(config.rate_limit.enabled);
+        assert_eq!(config.rate_limit.anonymous_per_minute, 120);
+        assert_eq!(config.rate_limit.user_per_minute, 600);
+        assert_eq!(config.rate_limit.sign_in_per_minute, 10);
+        assert_eq!(config.rate_limit.register_per_hour, 20);
+        assert_eq!(config.rate_limit.uploads_per_hour, 60);
+        assert_eq!(config.rate_limit.trusted_proxies, "");
+
+        let set = load_env(&[
+            ("APP_RATE_LIMIT__ENABLED", "false"),
+            ("APP_RATE_LIMIT__SIGN_IN_PER_MINUTE", "3"),
+            ("APP_RATE_LIMIT__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ])
+        .expect("valid");
+        assert!(!set.rate_limit.enabled);
+        assert_eq!(set.rate_limit.sign_in_per_minute, 3);
+        assert_eq!(set.rate_limit.trusted_proxies, "10.0.0.0/8, 127.0.0.1");
+
+        let zero = load_env(&[("APP_RATE_LIMIT__USER_PER_MINUTE", "0")]).expect_err("zero");
+        assert_eq!(
+            zero.key(),
+            "APP_RATE_LIMIT__USER_PER_MINUTE (rate_limit.user_per_minute)"
+        );
+        let proxy =
+            load_env(&[("APP_RATE_LIMIT__TRUSTED_PROXIES", "10.0.0.0/40")]).expect_err("bad");
+        assert_eq!(
+            proxy.key(),
+            "APP_RATE_LIMIT__TRUSTED_PROXIES (rate_limit.trusted_proxies)"
+        );
+        let unknown = load_env(&[("APP_RATE_LIMIT__PER_DAY", "5")]).expect_err("unknown key");
+        assert!(unknown.to_string().contains("unknown key"), "{unknown}");
+    }
+
+    #[test]
+    fn tls_files_are_named_together() {
+        let config = load_env(&[]).expect("defaults");
+        assert_eq!(config.http.tls_paths(), None);
+
+        let both = load_env(&[
+            ("APP_HTTP__TLS_CERT_PATH", "/etc/tls/cert.pem"),
+            ("APP_HTTP__TLS_KEY_PATH", "/etc/tls/key.pem"),
+        ])
+        .expect("both");
+        assert_eq!(
+            both.http.tls_paths(),
+            Some((
+                Path::new("/etc/tls/cert.pem"),
+                Path::new("/etc/tls/key.pem")
+            ))
+        );
+
+        let cert_only =
+            load_env(&[("APP_HTTP__TLS_CERT_PATH", "/etc/tls/cert.pem")]).expect_err("no key");
+        assert_eq!(
+            cert_only.key(),
+            "APP_HTTP__TLS_KEY_PATH (http.tls_key_path)"
+        );
+        assert!(
+            cert_only.message().contains("http.tls_cert_path"),
+            "{cert_only}"
+        );
+        let key_only =
+            load_env(&[("APP_HTTP__TLS_KEY_PATH", "/etc/tls/key.pem")]).expect_err("no cert");
+        assert_eq!(
+            key_only.key(),
+            "APP_HTTP__TLS_CERT_PATH (http.tls_cert_path)"
+        );
     }
 
     #[test]

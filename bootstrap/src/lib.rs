@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod maintenance;
+pub mod metrics;
 pub mod seed;
 pub mod telemetry;
 pub mod worker;

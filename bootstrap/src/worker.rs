@@ -1,13 +1,17 @@
-//! The job worker loop: runs up to `concurrency` jobs at once, heartbeats their leases, and on stop gives running jobs a grace period before releasing them.
+//! The job worker loop (runs up to `concurrency` jobs at once, heartbeats their leases, and on stop gives running jobs a grace period before releasing them) and the scheduler of periodic jobs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::jobs::{JobFailure, JobHandler, Worker};
+use application::jobs::{JobFailure, JobHandler, Outcome, Worker};
+use application::markets::close_ended_markets_job;
 use async_trait::async_trait;
+use domain::ports::{Clock, IdGenerator, JobQueue};
 use domain::{Job, JobId, JobKind};
 use tokio::sync::watch;
+
+use crate::metrics::{JobOutcomeLabels, JobOutcomes};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio::time::Instant;
 
@@ -73,8 +77,9 @@ impl Running {
             Ok(held) => {
                 // A job missing from the answer was taken over (this loop stalled past its
                 // lease) or is finishing: stop working on it.
+                // (A task that has finished, its job recorded, only awaits being joined.)
                 for (job, abort) in self.jobs.values() {
-                    if !held.contains(&job.id) {
+                    if !held.contains(&job.id) && !abort.is_finished() {
                         tracing::warn!(job = %job.id, "a job's lease was lost; stopping it");
                         abort.abort();
                     }
@@ -90,7 +95,7 @@ impl Running {
 /// leases every `heartbeat`. On stop it fetches no more, waits up to `grace` for the running
 /// jobs, then aborts those still running and releases them (available again at once, the
 /// attempt not counted).
-pub async fn run_workers(worker: Worker, mut stop: watch::Receiver<bool>) {
+pub async fn run_workers(worker: Worker, mut stop: watch::Receiver<bool>, outcomes: JobOutcomes) {
     let worker = Arc::new(worker);
     let settings = worker.settings().clone();
     let concurrency = settings.concurrency.max(1);
@@ -132,9 +137,18 @@ pub async fn run_workers(worker: Worker, mut stop: watch::Receiver<bool>) {
                         for job in jobs {
                             let task_worker = Arc::clone(&worker);
                             let task_job = job.clone();
+                            let task_outcomes = outcomes.clone();
                             let abort = running.tasks.spawn(async move {
                                 match task_worker.execute(&task_job).await {
-                                    Ok(outcome) => tracing::debug!(job = %task_job.id, ?outcome, "job finished"),
+                                    Ok(outcome) => {
+                                        task_outcomes
+                                            .get_or_create(&JobOutcomeLabels {
+                                                kind: task_job.kind.to_string(),
+                                                outcome: outcome_name(outcome),
+                                            })
+                                            .inc();
+                                        tracing::debug!(job = %task_job.id, ?outcome, "job finished");
+                                    }
                                     Err(error) => tracing::warn!(%error, job = %task_job.id, "recording a job's outcome failed"),
                                 }
                             });
@@ -151,6 +165,16 @@ pub async fn run_workers(worker: Worker, mut stop: watch::Receiver<bool>) {
         }
     }
     shut_down(&worker, &mut running, &mut heartbeat, settings.grace).await;
+}
+
+/// The `outcome` label of a finished execution.
+const fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Retrying(_) => "retrying",
+        Outcome::Dead => "dead",
+        Outcome::Lost => "lost",
+    }
 }
 
 /// Waits up to `grace` for the running jobs (heartbeating them), then aborts and releases the
@@ -195,6 +219,42 @@ async fn shut_down(
         }
         Err(error) => {
             tracing::warn!(%error, "releasing unfinished jobs failed; they run again when their leases expire");
+        }
+    }
+}
+
+/// Enqueues a `close_ended_markets` job every `every` (the first at once) until `stop` turns
+/// true. The job's unique key keeps one live at a time whatever the number of instances
+/// scheduling it: a tick while one waits or runs costs one rejected insert.
+pub async fn run_scheduler(
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if *stop.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                let enqueued = match close_ended_markets_job(JobId::from_uuid(ids.next_id()), clock.now()) {
+                    Ok(job) => queue.enqueue(&job).await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Err(error) = enqueued {
+                    tracing::warn!(%error, "scheduling the closing of ended markets failed; the next tick tries again");
+                }
+            }
         }
     }
 }

@@ -6,17 +6,20 @@
 pub mod access;
 pub mod event;
 pub mod id;
+pub mod image;
 pub mod job;
 pub mod listing;
 pub mod market;
 pub mod money;
 pub mod ports;
 pub mod position;
+pub mod settlement;
 pub mod user;
 
 pub use access::{Actor, MarketAction, Permission};
 pub use event::{DomainEvent, RecordedEvent};
 pub use id::{EventId, JobId, MarketId, PositionId, UserId};
+pub use image::ImageFormat;
 pub use job::{Job, JobError, JobKind, JobState, NewJob, Priority, RetryPolicy};
 pub use listing::{Page, PageRequest, SortDirection};
 pub use market::{Category, Market, MarketDescription, MarketName, MarketStatus, Outcome};

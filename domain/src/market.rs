@@ -40,6 +40,12 @@ impl MarketStatus {
             .ok_or(UnknownStatus)
     }
 
+    /// Resolved or cancelled: nothing changes any more, and the market's positions are settled.
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Resolved | Self::Cancelled)
+    }
+
     /// Whether a market may move from `self` to `next`.
     #[must_use]
     pub const fn can_become(self, next: Self) -> bool {

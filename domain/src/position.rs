@@ -116,6 +116,8 @@ pub struct Position {
     pub user_id: UserId,
     pub side: Side,
     pub amount: Amount,
+    /// What the position paid out when its market was settled; `None` until then.
+    pub payout: Option<Amount>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -187,6 +189,7 @@ pub fn open_position(
         user_id: user.id,
         side,
         amount,
+        payout: None,
         created_at: now,
     })
 }

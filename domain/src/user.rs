@@ -183,10 +183,24 @@ pub enum PasswordError {
     TooShort { min: usize },
     #[error("must be at most {max} characters")]
     TooLong { max: usize },
+    /// One of the 10,000 most common passwords (`domain/data/common-passwords.txt`).
+    #[error("is one of the most common passwords; choose another")]
+    TooCommon,
 }
 
-/// A plain-text password that meets the policy (8..=128 characters). Never serialised, never
-/// printed: its `Debug` is redacted.
+/// The most common passwords that the length rule alone would accept, lower case, one per line;
+/// where the list comes from is in `domain/data/README.md`.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// Whether `text` is on the common list, compared without regard to case.
+fn is_common(text: &str) -> bool {
+    static COMMON: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| COMMON_PASSWORDS.lines().collect());
+    COMMON.contains(text.to_lowercase().as_str())
+}
+
+/// A plain-text password that meets the policy (8..=128 characters, not one of the 10,000 most
+/// common). Never serialised, never printed: its `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
@@ -204,6 +218,8 @@ impl Password {
             Err(PasswordError::TooShort { min: Self::MIN_LEN })
         } else if length > Self::MAX_LEN {
             Err(PasswordError::TooLong { max: Self::MAX_LEN })
+        } else if is_common(text) {
+            Err(PasswordError::TooCommon)
         } else {
             Ok(Self(text.to_owned()))
         }
@@ -297,12 +313,25 @@ mod tests {
             Password::parse("1234567"),
             Err(PasswordError::TooShort { min: 8 })
         );
-        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse("x7#kq!2m").is_ok());
         assert!(Password::parse(&"é".repeat(128)).is_ok());
         assert_eq!(
             Password::parse(&"x".repeat(129)),
             Err(PasswordError::TooLong { max: 128 })
         );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        assert_eq!(COMMON_PASSWORDS.lines().count(), 10_000);
+        for common in ["password", "12345678", "PassWord", "iloveyou", "trustno1"] {
+            assert_eq!(
+                Password::parse(common),
+                Err(PasswordError::TooCommon),
+                "{common}"
+            );
+        }
+        assert!(Password::parse("correct horse battery").is_ok());
     }
 
     #[test]

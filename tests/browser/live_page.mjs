@@ -61,7 +61,7 @@ try {
   check(response && response.status() === 200, `GET /live answered ${response && response.status()}`);
   const headers = response.headers();
   check(
-    (headers["content-security-policy"] || "").includes("default-src 'self'"),
+    (headers["content-security-policy"] || "").includes("default-src 'none'; script-src 'self'"),
     `no strict Content-Security-Policy on /live: ${headers["content-security-policy"]}`,
   );
   check(headers["cache-control"] === "no-cache", `Cache-Control is ${headers["cache-control"]}`);

@@ -7,6 +7,7 @@
 
 pub mod fault_proxy;
 pub mod redis_server;
+pub mod smtp_server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -254,7 +255,8 @@ impl Repositories {
     }
 }
 
-/// Configuration for a test instance: port 0, cheap password hashing, a fixed secret.
+/// Configuration for a test instance: port 0, cheap password hashing, a fixed secret, an uploads
+/// folder of its own.
 #[must_use]
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config {
@@ -270,6 +272,19 @@ pub fn test_config(database_url: &str) -> Config {
     ));
     config.auth.argon2_memory_kib = 8;
     config.auth.argon2_iterations = 1;
+    // Suites send many requests from one address; the rate-limit suite turns limits on itself.
+    config.rate_limit.enabled = false;
+    // Beside a test's SQLite file (removed with its folder), else a temporary folder of its own.
+    config.uploads.dir = config
+        .database
+        .sqlite_path()
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|folder| folder.starts_with(std::env::temp_dir()))
+        .map_or_else(
+            || std::env::temp_dir().join(format!("markets-uploads-{}", Uuid::new_v4())),
+            |folder| folder.join("uploads"),
+        );
     config
 }
 
@@ -336,6 +351,32 @@ impl TestApp {
             backend,
             database,
             pools,
+        }
+    }
+
+    /// Waits (up to 10 s) until no job is waiting or running, so that background jobs (a welcome
+    /// email after a registration, say) do not run statements while a test counts them.
+    ///
+    /// # Panics
+    /// When jobs are still pending after 10 s.
+    pub async fn wait_for_idle_jobs(&self) {
+        use domain::ports::JobQueue as _;
+        let queue = adapter_persistence::SeaJobQueue::new(self.pools.clone());
+        let one = domain::PageRequest::new(1, 0).expect("a page");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut pending = 0;
+            for state in [domain::JobState::Available, domain::JobState::Running] {
+                pending += queue.list(Some(state), one).await.expect("jobs").total;
+            }
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pending} jobs still pending after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 

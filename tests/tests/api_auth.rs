@@ -195,3 +195,95 @@ async fn a_public_profile_hides_private_fields_from_others(app: TestApp) {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["code"], "not_found");
 }
+
+/// A common password is refused at registration with its own message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_common_password_is_refused() {
+    let Some(app) = TestApp::spawn(tests::Backend::Sqlite).await else {
+        return;
+    };
+    let reply = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "common@example.com", "password": "Password1", "name": "Common"}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.body["code"], "validation_failed");
+    assert_eq!(reply.body["details"][0]["field"], "password");
+    assert_eq!(
+        reply.body["details"][0]["message"],
+        "is one of the most common passwords; choose another"
+    );
+}
+
+/// A hash made with weaker argon2id costs than the configured ones is replaced at the next
+/// successful sign-in (one instance with the old costs registers the user, another with raised
+/// costs signs them in).
+async fn a_weaker_hash_is_upgraded_at_the_next_sign_in(backend: tests::Backend) {
+    let Some(database) = tests::TestDatabase::of(backend).await else {
+        return;
+    };
+    let url = database.url().to_owned();
+    let old = TestApp::spawn_with(backend, database, tests::test_config).await;
+    let raised = TestApp::spawn_with(backend, tests::TestDatabase::existing(&url), |url| {
+        let mut config = tests::test_config(url);
+        config.auth.argon2_memory_kib = 16;
+        config.auth.argon2_iterations = 2;
+        config
+    })
+    .await;
+    old.register("upgrade@example.com", "correct horse battery")
+        .await;
+    let stored = || async {
+        let connection = sea_orm::Database::connect(&url).await.expect("connect");
+        let row = sea_orm::ConnectionTrait::query_one_raw(
+            &connection,
+            sea_orm::Statement::from_string(
+                sea_orm::ConnectionTrait::get_database_backend(&connection),
+                "SELECT password_hash FROM users WHERE email = 'upgrade@example.com'".to_owned(),
+            ),
+        )
+        .await
+        .expect("a query")
+        .expect("a row");
+        let hash: String = row.try_get_by_index(0).expect("a hash");
+        connection.close().await.ok();
+        hash
+    };
+    let before = stored().await;
+    assert!(before.contains("m=8,t=1"), "{before}");
+
+    // A wrong password changes nothing; the right one upgrades the hash, and both still sign in.
+    let wrong = raised
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "upgrade@example.com", "password": "wrong horse battery"}),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(stored().await, before);
+    raised
+        .login("upgrade@example.com", "correct horse battery")
+        .await;
+    let after = stored().await;
+    assert!(after.starts_with("$argon2id$v=19$m=16,t=2,p=1$"), "{after}");
+    raised
+        .login("upgrade@example.com", "correct horse battery")
+        .await;
+    assert_eq!(
+        stored().await,
+        after,
+        "an upgraded hash is not upgraded again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_weaker_hash_is_upgraded_at_the_next_sign_in() {
+    a_weaker_hash_is_upgraded_at_the_next_sign_in(tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_weaker_hash_is_upgraded_at_the_next_sign_in() {
+    a_weaker_hash_is_upgraded_at_the_next_sign_in(tests::Backend::Postgres).await;
+}

@@ -11,6 +11,7 @@ tests::api_tests!(
     an_oversized_body_is_refused_before_it_is_parsed,
     unknown_routes_and_methods_answer_in_the_envelope,
     a_sane_client_request_id_is_echoed_and_a_bad_one_replaced,
+    too_many_or_too_large_headers_are_refused_with_431,
 );
 
 struct Case {
@@ -325,4 +326,27 @@ async fn a_sane_client_request_id_is_echoed_and_a_bad_one_replaced(app: TestApp)
     let id = replaced.header("x-request-id").expect("an id");
     assert_ne!(id, "bad id <script>");
     assert_eq!(id.len(), 36, "a generated UUID");
+}
+
+/// actix-web refuses a request head with more than 96 headers or over 128 KiB with 431 (a bound
+/// of the HTTP layer, documented in docs/operations.md) before any handler runs.
+async fn too_many_or_too_large_headers_are_refused_with_431(app: TestApp) {
+    let mut many = app.client.get(app.url("/health/live"));
+    for n in 0..100 {
+        many = many.header(format!("x-filler-{n}"), "1");
+    }
+    let response = many.send().await.expect("an answer");
+    assert_eq!(response.status(), 431);
+
+    let huge = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-filler", "a".repeat(140 * 1024))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(huge.status(), 431);
+
+    let fine = app.get("/health/live").await;
+    assert_eq!(fine.status, 200, "the service is unaffected");
 }

@@ -21,6 +21,7 @@ fn market_path(market: &Value) -> String {
 
 /// Statements the app ran for one `GET path`, and the reply's body.
 async fn read(app: &TestApp, path: &str) -> (u64, Value) {
+    app.wait_for_idle_jobs().await;
     let before = app.pools.statement_count();
     let reply = app.get(path).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.text);
@@ -86,6 +87,7 @@ async fn a_cached_read_runs_no_sql_and_every_write_is_seen_by_the_next_read(app:
         .send(app.client.delete(app.url(&other_path)).bearer_auth(&token))
         .await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
+    app.wait_for_idle_jobs().await;
     let before = app.pools.statement_count();
     assert_eq!(app.get(&other_path).await.status, 404);
     assert_eq!(app.get(&other_path).await.status, 404);
@@ -257,6 +259,8 @@ async fn a_burst_of_reads_on_a_cold_key_loads_it_at_most_once_per_instance() {
     redis.cache().bump_epoch().await.expect("Redis answers");
     tokio::time::sleep(Duration::from_millis(100)).await;
 
+    first.wait_for_idle_jobs().await;
+    second.wait_for_idle_jobs().await;
     let before = first.pools.statement_count() + second.pools.statement_count();
     let mut readers = Vec::new();
     for n in 0..64 {

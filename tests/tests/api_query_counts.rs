@@ -7,6 +7,7 @@ use tests::TestApp;
 tests::api_tests!(list_endpoints_run_a_constant_number_of_statements);
 
 async fn statements_for(app: &TestApp, path: &str, token: &str) -> u64 {
+    app.wait_for_idle_jobs().await;
     let before = app.pools.statement_count();
     let reply = app.get_as(token, path).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.text);

@@ -1,9 +1,13 @@
 //! Browser-facing protections seen from outside: security headers on every response (errors
-//! included), and CORS only for configured origins, never with credentials.
+//! included), Content-Security-Policies (the live page's, the API's default, none on the docs
+//! page), and CORS only for configured origins, never with credentials.
 
 use tests::{Backend, TestApp, TestDatabase, test_config};
 
-tests::api_tests!(every_response_carries_the_security_headers);
+tests::api_tests!(
+    every_response_carries_the_security_headers,
+    content_security_policies_are_strict_except_on_the_docs_page,
+);
 
 async fn every_response_carries_the_security_headers(app: TestApp) {
     for path in [
@@ -25,6 +29,54 @@ async fn every_response_carries_the_security_headers(app: TestApp) {
         );
         assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{path}");
     }
+}
+
+async fn content_security_policies_are_strict_except_on_the_docs_page(app: TestApp) {
+    for path in ["/live", "/live/live.js", "/live/live.css"] {
+        let reply = app.get(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(
+            reply.header("content-security-policy"),
+            Some(adapter_http::stream::live::CONTENT_SECURITY_POLICY),
+            "{path}"
+        );
+    }
+    let page = app.get("/live").await;
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive} missing: {policy}");
+    }
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+
+    for path in [
+        "/api/v1/markets",
+        "/api/v1/markets/not-a-uuid",
+        "/api/v1/no-such-route",
+        "/health/live",
+        "/api/openapi.json",
+    ] {
+        let reply = app.get(path).await;
+        assert_eq!(
+            reply.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+
+    // Swagger UI runs inline scripts and styles: no default policy, and it still serves.
+    let docs = app.get("/api/docs/").await;
+    assert_eq!(docs.status, 200, "{}", docs.text);
+    assert!(docs.text.contains("swagger"), "{}", docs.text);
+    assert_eq!(docs.header("content-security-policy"), None);
+    let initializer = app.get("/api/docs/swagger-initializer.js").await;
+    assert_eq!(initializer.status, 200);
+    assert_eq!(initializer.header("content-security-policy"), None);
 }
 
 async fn app_with_cors(origins: &str) -> TestApp {

@@ -181,7 +181,11 @@ fn start(worker: Worker) -> Running {
     let (stop, stopped) = watch::channel(false);
     Running {
         stop,
-        task: tokio::spawn(bootstrap::worker::run_workers(worker, stopped)),
+        task: tokio::spawn(bootstrap::worker::run_workers(
+            worker,
+            stopped,
+            bootstrap::metrics::JobOutcomes::default(),
+        )),
     }
 }
 

@@ -139,6 +139,7 @@ fn position(
         user_id,
         side,
         amount: cents(amount),
+        payout: None,
         created_at,
     }
 }
@@ -244,6 +245,7 @@ async fn a_stored_position_is_listed_with_every_field_intact(repositories: Repos
         position(pid(2), world.snow, world.bob, Side::No, 1, at(-123_456)),
         Position {
             amount: Amount::MAX,
+            payout: None,
             ..position(pid(3), world.snow, world.alice, Side::No, 0, at(1))
         },
     ];

@@ -197,6 +197,7 @@ async fn scenario(repositories: &Repositories) -> Scenario {
         user_id: bob.id,
         side: Side::No,
         amount: cents(250),
+        payout: None,
         created_at: at(7),
     };
     let event = event(1, rain.id);

@@ -228,6 +228,22 @@ impl PasswordHasher for Argon2Hasher {
         Ok(PasswordHash::from_phc(phc.to_string()))
     }
 
+    /// Compares the algorithm (argon2id), version (0x13) and costs (`m`, `t`, `p`) written in the
+    /// hash with the configured ones.
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let Ok(stored) = PhcHash::new(hash.as_phc()) else {
+            return true;
+        };
+        let current = stored.algorithm.as_str() == Algorithm::Argon2id.as_str()
+            && stored.version == Some(Version::V0x13.into())
+            && Params::try_from(&stored).is_ok_and(|params| {
+                params.m_cost() == self.params.m_cost()
+                    && params.t_cost() == self.params.t_cost()
+                    && params.p_cost() == self.params.p_cost()
+            });
+        !current
+    }
+
     /// Also returns `Ok(false)` at once, without hashing, for a candidate longer than
     /// [`MAX_CANDIDATE_BYTES`] (after checking that a stored hash is readable).
     async fn verify(&self, candidate: &str, hash: Option<PasswordHash>) -> Result<bool, HashError> {
@@ -254,6 +270,31 @@ mod tests {
     use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_hash_with_other_costs_needs_rehashing_and_a_current_one_does_not() {
+        let weak = Argon2Hasher::new(&HashingConfig::insecure_for_tests()).expect("a hasher");
+        let strong = Argon2Hasher::new(&HashingConfig {
+            memory_kib: 64,
+            iterations: 2,
+            ..HashingConfig::insecure_for_tests()
+        })
+        .expect("a hasher");
+        let password = Password::parse("correct horse battery").expect("a password");
+        let hash = weak.hash(&password).await.expect("a hash");
+        assert!(!weak.needs_rehash(&hash));
+        assert!(strong.needs_rehash(&hash));
+        let upgraded = strong.hash(&password).await.expect("a hash");
+        assert!(!strong.needs_rehash(&upgraded));
+        assert!(strong.needs_rehash(&PasswordHash::from_phc("not a hash".to_owned())));
+        assert!(
+            strong
+                .verify("correct horse battery", Some(hash))
+                .await
+                .expect("verifies"),
+            "an old hash still verifies: it is upgraded only after a successful sign-in"
+        );
+    }
 
     #[tokio::test]
     async fn hashes_interoperate_with_the_argon2_crate_itself() {

@@ -10,8 +10,10 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use application::Unavailable;
 use application::idempotency::IdempotencyError;
+use application::job_status::JobStatusError;
 use application::markets::{
-    ChangeMarketError, CreateMarketError, DeleteMarketError, GetMarketError, ListMarketsError,
+    ChangeMarketError, CreateMarketError, DeleteMarketError, GetImageError, GetMarketError,
+    ListMarketsError, UploadImageError,
 };
 use application::positions::{ListPositionsError, OpenPositionError};
 use application::users::{CurrentUserError, LoginError, RegisterError, UserProfileError};
@@ -181,6 +183,20 @@ impl ApiError {
         )
     }
 
+    /// 415 `unsupported_media_type` saying what was expected.
+    pub fn unsupported_media_type_because(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    /// 507 `storage_full`: no space is left to store an upload.
+    pub fn storage_full(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
+    }
+
     /// 503 `service_unavailable`: a dependency is down.
     pub fn service_unavailable(cause: impl Into<BoxError>) -> Self {
         let mut error = Self::new(
@@ -203,6 +219,24 @@ impl ApiError {
         error
             .headers
             .push((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        error
+    }
+
+    /// 429 `rate_limited`: the client used up its quota; `Retry-After` says in how many seconds
+    /// one more request fits, and `headers` (the `RateLimit-*` ones) go with it.
+    pub fn rate_limited(
+        retry_after_secs: u64,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; try again in {retry_after_secs} s"),
+        );
+        error
+            .headers
+            .push((header::RETRY_AFTER, HeaderValue::from(retry_after_secs)));
+        error.headers.extend(headers);
         error
     }
 
@@ -489,6 +523,20 @@ impl From<ChangeMarketError> for ApiError {
     }
 }
 
+impl From<JobStatusError> for ApiError {
+    fn from(error: JobStatusError) -> Self {
+        match error {
+            JobStatusError::NotFound => Self::not_found("no such job"),
+            JobStatusError::Forbidden(denied) => denied.into(),
+            JobStatusError::NotDead(_) => {
+                Self::new(StatusCode::CONFLICT, "job_not_dead", error.to_string())
+            }
+            JobStatusError::Duplicate => Self::conflict(error.to_string()),
+            JobStatusError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
 impl From<DeleteMarketError> for ApiError {
     fn from(error: DeleteMarketError) -> Self {
         match error {
@@ -501,6 +549,31 @@ impl From<DeleteMarketError> for ApiError {
                 Self::conflict(error.to_string())
             }
             DeleteMarketError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<UploadImageError> for ApiError {
+    fn from(error: UploadImageError) -> Self {
+        match error {
+            UploadImageError::NotFound => Self::not_found("no such market"),
+            UploadImageError::Forbidden(denied) => denied.into(),
+            UploadImageError::TooLarge { limit } => Self::payload_too_large(limit),
+            UploadImageError::UnsupportedImage => Self::unsupported_media_type_because(
+                "the file is not a PNG, JPEG or WebP image (judged by its content)",
+            ),
+            UploadImageError::StorageFull => Self::storage_full(error.to_string()),
+            UploadImageError::Idempotency(refusal) => refusal.into(),
+            UploadImageError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<GetImageError> for ApiError {
+    fn from(error: GetImageError) -> Self {
+        match error {
+            GetImageError::NotFound => Self::not_found("the market has no such image"),
+            GetImageError::Unavailable(cause) => cause.into(),
         }
     }
 }
@@ -520,6 +593,7 @@ pub const ERROR_CODES: &[&str] = &[
     "conflict",
     "market_not_open",
     "insufficient_balance",
+    "job_not_dead",
     "idempotency_in_progress",
     "idempotency_key_reused",
     "precondition_failed",
@@ -527,5 +601,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unsupported_media_type",
     "service_unavailable",
     "too_many_connections",
+    "rate_limited",
+    "storage_full",
     "internal_error",
 ];

@@ -69,6 +69,8 @@ fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
             )
         })?;
     let claims = state.use_cases.deps().tokens.verify(token)?;
+    // Every later line of this request's logs names the user.
+    tracing::Span::current().record("user_id", tracing::field::display(claims.actor.user_id));
     Ok(AuthUser(claims.actor))
 }
 

@@ -9,7 +9,9 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 pub mod rendering;
 pub mod request_context;
 pub mod routes;
@@ -32,6 +34,12 @@ pub struct AppState {
     pub probes: Vec<Arc<dyn HealthProbe>>,
     /// Live market events for `GET /api/v1/markets/stream`.
     pub stream: stream::MarketStream,
+    /// Everything `GET /metrics` reports; the request middleware records into it.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Set when the process starts shutting down: readiness answers 503 from then on.
+    pub draining: Arc<routes::health::Draining>,
+    /// Limits on `/api/v1` ([`rate_limit`]); `None` turns rate limiting off.
+    pub rate_limits: Option<rate_limit::RateLimits>,
 }
 
 /// Limits the adapter enforces itself.
@@ -63,6 +71,11 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
             [web::get().to(routes::health::ready)],
         ))
         .service(resource(
+            "/metrics",
+            "GET",
+            [web::get().to(metrics::scrape)],
+        ))
+        .service(resource(
             "/live",
             "GET",
             [web::get().to(stream::live::page)],
@@ -79,6 +92,7 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
         ))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(rate_limit::rate_limit))
                 .service(resource(
                     "/auth/register",
                     "POST",
@@ -105,6 +119,21 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
                     [web::get().to(routes::positions::list_user_positions)],
                 ))
                 .service(resource(
+                    "/jobs",
+                    "GET",
+                    [web::get().to(routes::jobs::list_jobs)],
+                ))
+                .service(resource(
+                    "/jobs/{id}",
+                    "GET",
+                    [web::get().to(routes::jobs::get_job)],
+                ))
+                .service(resource(
+                    "/jobs/{id}/retry",
+                    "POST",
+                    [web::post().to(routes::jobs::retry_job)],
+                ))
+                .service(resource(
                     "/markets",
                     "GET, POST",
                     [
@@ -125,6 +154,19 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
                         web::get().to(routes::positions::list_market_positions),
                         web::post().to(routes::positions::open_position),
                     ],
+                ))
+                .service(resource(
+                    "/markets/{id}/image",
+                    "GET, POST",
+                    [
+                        web::get().to(routes::images::get_image),
+                        web::post().to(routes::images::upload_image),
+                    ],
+                ))
+                .service(resource(
+                    "/markets/{id}/thumbnail",
+                    "GET",
+                    [web::get().to(routes::images::get_thumbnail)],
                 ))
                 .service(resource(
                     "/markets/{id}",

@@ -1,6 +1,6 @@
 //! Request context middleware: the request id (accepted from `X-Request-Id` if sane, generated
-//! otherwise), the request's tracing span, one log line per request, and error bodies that carry
-//! the request id.
+//! otherwise), the request's tracing span, one log line per request, error bodies that carry the
+//! request id, and the security headers (with a default Content-Security-Policy) on every response.
 
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use actix_web::{Error, HttpMessage};
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::security::SECURITY_HEADERS;
+use crate::security::{DEFAULT_CONTENT_SECURITY_POLICY, SECURITY_HEADERS, default_csp_applies};
 
 /// The `X-Request-Id` header.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,6 +54,16 @@ impl RequestId {
     }
 }
 
+/// Whether a header describes the encoding or length of a body (so it must not outlive that body).
+fn describes_the_body(name: &HeaderName) -> bool {
+    [
+        header::CONTENT_ENCODING,
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+    ]
+    .contains(name)
+}
+
 /// The middleware function; register with `actix_web::middleware::from_fn(request_context)`.
 ///
 /// # Errors
@@ -73,7 +83,11 @@ pub async fn request_context(
         request_id = %request_id.as_str(),
         method = %request.method(),
         path = %request.path(),
+        user_id = tracing::field::Empty,
     );
+    let metrics = request
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .map(|state| std::sync::Arc::clone(&state.metrics));
     let started = Instant::now();
     let response = next.call(request).instrument(span.clone()).await?;
     let _entered = span.enter();
@@ -87,7 +101,20 @@ pub async fn request_context(
             if let Some(chain) = error.cause_chain() {
                 tracing::error!(code = error.code(), error = %chain, "request failed");
             }
-            let rendered = error.render(request_id.as_str());
+            let mut rendered = error.render(request_id.as_str());
+            // Headers that inner layers added (such as `RateLimit-*`) survive the re-rendering;
+            // those that described the replaced body (`Content-Encoding` from compression) do not.
+            let added: Vec<_> = response
+                .headers()
+                .iter()
+                .filter(|(name, _)| {
+                    !rendered.headers().contains_key(*name) && !describes_the_body(name)
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            for (name, value) in added {
+                rendered.headers_mut().append(name, value);
+            }
             response.into_response(rendered.map_into_boxed_body())
         }
         None => response.map_into_boxed_body(),
@@ -109,9 +136,29 @@ pub async fn request_context(
                 .insert(name, HeaderValue::from_static(value));
         }
     }
+    if !response
+        .headers()
+        .contains_key(header::CONTENT_SECURITY_POLICY)
+        && default_csp_applies(response.request().path())
+    {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CONTENT_SECURITY_POLICY),
+        );
+    }
+    let elapsed = started.elapsed();
+    if let Some(metrics) = metrics {
+        let route = response.request().match_pattern();
+        metrics.observe_request(
+            response.request().method().as_str(),
+            route.as_deref().unwrap_or("unmatched"),
+            response.status().as_u16(),
+            elapsed,
+        );
+    }
     tracing::info!(
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request completed"
     );
     Ok(response)

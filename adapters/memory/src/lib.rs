@@ -7,8 +7,10 @@
 //! the real thing. [`SystemClock`] and [`UuidV7Generator`] are the production implementations of
 //! their ports; [`FixedClock`] and [`SequentialIdGenerator`] are for deterministic tests.
 //! [`InProcessRecentWrites`] remembers recent writers for read-your-own-writes routing, and
-//! [`InMemoryRelayCursors`] where an outbox relay stands.
+//! [`InMemoryRelayCursors`] where an outbox relay stands; [`InMemoryBlobStore`] keeps blobs (and fails
+//! on demand).
 
+mod blobs;
 mod clock;
 mod failure;
 mod idempotency;
@@ -25,6 +27,7 @@ mod store;
 mod transaction;
 mod users;
 
+pub use blobs::InMemoryBlobStore;
 pub use clock::{FixedClock, SystemClock};
 pub use idempotency::InMemoryIdempotencyStore;
 pub use ids::{SequentialIdGenerator, UuidV7Generator};

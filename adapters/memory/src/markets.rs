@@ -812,6 +812,7 @@ mod tests {
                     user_id: creator.id,
                     side: Side::Yes,
                     amount: cents(100),
+                    payout: None,
                     created_at: start(),
                 })
                 .await

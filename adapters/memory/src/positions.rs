@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::listing::{Page, PositionFilter, PositionListQuery, PositionSort, PositionSortKey};
 use domain::ports::{PositionRepository, RepositoryError};
-use domain::{Position, SortDirection};
+use domain::{Amount, MarketId, Position, PositionId, SortDirection};
 
 use crate::failure::OutageSwitch;
 use crate::paging::window;
@@ -102,6 +102,39 @@ impl PositionRepository for InMemoryPositionRepository {
             matching.sort_by(|a, b| compare(&query.sort, a, b));
             window(matching, query.page).map(Position::clone)
         })
+    }
+
+    async fn unsettled(
+        &self,
+        market: MarketId,
+        limit: u64,
+    ) -> Result<Vec<Position>, RepositoryError> {
+        self.outage.check()?;
+        self.scope.read(|state| {
+            state
+                .positions
+                .values()
+                .filter(|position| position.market_id == market && position.payout.is_none())
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn record_payout(&self, id: PositionId, payout: Amount) -> Result<bool, RepositoryError> {
+        self.outage.check()?;
+        self.scope
+            .write(|state| {
+                let positions = Arc::make_mut(&mut state.positions);
+                match positions.get_mut(&id) {
+                    Some(position) if position.payout.is_none() => {
+                        position.payout = Some(payout);
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            })
+            .await
     }
 }
 

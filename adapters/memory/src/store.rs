@@ -349,6 +349,7 @@ pub(crate) mod testing {
             user_id: user_id(user),
             side,
             amount: cents(amount),
+            payout: None,
             created_at: start() + TimeDelta::minutes(i64::try_from(n).expect("small")),
         }
     }

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -84,8 +84,28 @@ pub struct Database {
     writer: DatabaseConnection,
     reader: DatabaseConnection,
     has_replica: bool,
-    statements: Arc<AtomicU64>,
+    statements: Arc<Statements>,
 }
+
+/// What the metric callback of both pools feeds: a count, and an optional observer.
+#[derive(Default)]
+struct Statements {
+    count: AtomicU64,
+    observer: OnceLock<StatementObserver>,
+}
+
+impl std::fmt::Debug for Statements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Statements")
+            .field("count", &self.count)
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
+}
+
+/// Told about every statement: how long it took, whether it failed, and its SQL (with
+/// placeholders, never the values).
+pub type StatementObserver = Arc<dyn Fn(Duration, bool, &str) + Send + Sync>;
 
 impl Database {
     /// One pool for everything.
@@ -125,7 +145,13 @@ impl Database {
     /// SeaORM runs them without its metric callback.
     #[must_use]
     pub fn statement_count(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.statements.count.load(Ordering::Relaxed)
+    }
+
+    /// Tells `observer` about every later statement on either pool (for metrics and the
+    /// slow-statement log). Only the first observer set is kept; returns whether this one was.
+    pub fn observe_statements(&self, observer: StatementObserver) -> bool {
+        self.statements.observer.set(observer).is_ok()
     }
 
     /// The primary: for writes, migrations and transactions.
@@ -165,11 +191,14 @@ impl Database {
     }
 }
 
-/// Counts every statement `connection` runs into `statements`.
-fn count_statements(connection: &mut DatabaseConnection, statements: &Arc<AtomicU64>) {
+/// Counts every statement `connection` runs into `statements`, and tells its observer.
+fn count_statements(connection: &mut DatabaseConnection, statements: &Arc<Statements>) {
     let statements = Arc::clone(statements);
-    connection.set_metric_callback(move |_| {
-        statements.fetch_add(1, Ordering::Relaxed);
+    connection.set_metric_callback(move |info| {
+        statements.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(observer) = statements.observer.get() {
+            observer(info.elapsed, info.failed, &info.statement.sql);
+        }
     });
 }
 

@@ -20,7 +20,7 @@ mod relay_cursors;
 mod unit_of_work;
 mod user_repository;
 
-pub use database::{ConnectError, Database, PoolOptions, connect};
+pub use database::{ConnectError, Database, PoolOptions, StatementObserver, connect};
 pub use error::CorruptRow;
 pub use health::DatabaseProbe;
 pub use idempotency_store::SeaIdempotencyStore;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use domain::listing::{Page, PositionFilter, PositionListQuery, PositionSortKey};
 use domain::ports::{PositionRepository, RepositoryError};
-use domain::{MarketId, Position};
+use domain::{Amount, MarketId, Position, PositionId};
 use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order,
@@ -68,6 +68,54 @@ impl PositionRepository for SeaPositionRepository {
     async fn list(&self, query: &PositionListQuery) -> Result<Page<Position>, RepositoryError> {
         list(self.lists(), query).await
     }
+
+    async fn unsettled(
+        &self,
+        market: MarketId,
+        limit: u64,
+    ) -> Result<Vec<Position>, RepositoryError> {
+        unsettled(self.database.writer(), market, limit).await
+    }
+
+    async fn record_payout(&self, id: PositionId, payout: Amount) -> Result<bool, RepositoryError> {
+        record_payout(self.database.writer(), id, payout).await
+    }
+}
+
+/// Up to `limit` unpaid positions of `market` by id, read on `connection` (the partial index
+/// `ix_positions_unsettled` serves it).
+pub(crate) async fn unsettled<C: ConnectionTrait>(
+    connection: &C,
+    market: MarketId,
+    limit: u64,
+) -> Result<Vec<Position>, RepositoryError> {
+    positions::Entity::find()
+        .filter(Column::MarketId.eq(market.as_uuid()))
+        .filter(Column::PayoutCents.is_null())
+        .order_by(Column::Id, Order::Asc)
+        .limit(limit)
+        .all(connection)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|row| to_domain(row).map_err(RepositoryError::from))
+        .collect()
+}
+
+/// Sets the payout of a position that has none; `false` when no row had it unset.
+pub(crate) async fn record_payout<C: ConnectionTrait>(
+    connection: &C,
+    id: PositionId,
+    payout: Amount,
+) -> Result<bool, RepositoryError> {
+    let updated = positions::Entity::update_many()
+        .col_expr(Column::PayoutCents, Expr::value(payout.cents()))
+        .filter(Column::Id.eq(id.as_uuid()))
+        .filter(Column::PayoutCents.is_null())
+        .exec(connection)
+        .await
+        .map_err(unavailable)?;
+    Ok(updated.rows_affected == 1)
 }
 
 /// How an insert ended, before a broken reference that the database did not name is named.

@@ -12,8 +12,8 @@ use domain::ports::{
     UnitOfWork, UserRepository,
 };
 use domain::{
-    Email, Job, JobId, JobKind, JobState, Market, MarketId, NewJob, Position, RecordedEvent, User,
-    UserId,
+    Amount, Email, Job, JobId, JobKind, JobState, Market, MarketId, NewJob, Position, PositionId,
+    RecordedEvent, User, UserId,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
@@ -46,8 +46,8 @@ use crate::{
 ///   that after a `Conflict`, `NotFound` or `Stale` the transaction goes on as it does on SQLite,
 ///   and a user insert can look the email up after an id conflict. That costs two more round trips
 ///   per write (`SAVEPOINT`, `RELEASE`).
-/// - Events recorded in the outbox are inserted at commit, just before it, under the outbox's
-///   ordering lock (see [`crate::SeaOutbox`]).
+/// - Events recorded in the outbox are inserted at commit, just before it, without a lock:
+///   readers wait at holes in the numbering instead (see [`crate::SeaOutbox`]).
 /// - The transaction's `idempotency()` runs every method inside the transaction, `claim`
 ///   included: such a claim is seen by others only at commit. Claim with
 ///   [`crate::SeaIdempotencyStore`], as the port says, and `complete` in the transaction.
@@ -288,6 +288,19 @@ impl PositionRepository for Bound {
     async fn list(&self, query: &PositionListQuery) -> Result<Page<Position>, RepositoryError> {
         position_repository::list(&self.transaction, query).await
     }
+
+    async fn unsettled(
+        &self,
+        market: MarketId,
+        limit: u64,
+    ) -> Result<Vec<Position>, RepositoryError> {
+        position_repository::unsettled(&self.transaction, market, limit).await
+    }
+
+    async fn record_payout(&self, id: PositionId, payout: Amount) -> Result<bool, RepositoryError> {
+        // An update no constraint can refuse: no savepoint needed.
+        position_repository::record_payout(&self.transaction, id, payout).await
+    }
 }
 
 #[async_trait]
@@ -304,7 +317,8 @@ impl Outbox for Bound {
 
     /// Committed events only: this transaction's own are inserted at its commit.
     async fn after(&self, after: i64, limit: u64) -> Result<Vec<StoredEvent>, RepositoryError> {
-        outbox::after(&self.transaction, after, limit).await
+        // A hole seen inside one transaction is never passed: its snapshot cannot change.
+        outbox::after(&self.transaction, after, limit, &Mutex::new(None)).await
     }
 }
 

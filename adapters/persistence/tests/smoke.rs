@@ -94,6 +94,7 @@ async fn migrations(database: &Database) {
             "m20261122_000003_create_positions_outbox_idempotency",
             "m20261122_000004_create_relay_cursors",
             "m20261122_000005_create_jobs",
+            "m20261122_000006_add_position_payouts",
         ]
     );
     migrate_up(database).await.expect("migrates");

@@ -64,6 +64,7 @@ fn position(
         user_id,
         side,
         amount: cents(amount),
+        payout: None,
         created_at: at,
     }
 }

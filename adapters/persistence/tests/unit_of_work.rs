@@ -209,6 +209,7 @@ async fn a_transaction_goes_on_after_a_broken_rule(database: Database) {
         user_id,
         side: Side::Yes,
         amount: cents(100),
+        payout: None,
         created_at: now(),
     };
     let positions = transaction.positions();

@@ -2,10 +2,11 @@
 //! its event commit together.
 
 use domain::access::AccessDenied;
-use domain::market::{MarketChanges, MarketDraft, MarketError};
-use domain::ports::RepositoryError;
-use domain::{Actor, DomainEvent, Market, MarketAction, MarketId};
+use domain::market::{MarketChanges, MarketDraft, MarketError, StatusChange};
+use domain::ports::{RepositoryError, Transaction};
+use domain::{Actor, DomainEvent, JobId, Market, MarketAction, MarketId};
 
+use super::settle_market::settle_market_job;
 use crate::{Unavailable, UseCases};
 
 /// What the client believes the current version is (`If-Match`), if it said.
@@ -106,7 +107,28 @@ impl UseCases {
         let read_version = market.version;
         let status_change = changes.status;
         market.apply(changes, deps.clock.now())?;
-        match transaction.markets().update(&market, read_version).await {
+        self.record_change(transaction.as_ref(), &market, read_version, status_change)
+            .await?;
+        transaction.commit().await.map_err(Unavailable::from)?;
+        self.wrote(actor);
+        deps.cached_markets.market_changed(&market).await;
+        tracing::info!(market_id = %id, version = market.version, "market changed");
+        Ok(market)
+    }
+
+    /// Stores `market` (read at `read_version`, then changed) in `transaction` with its event
+    /// (`MarketStatusChanged` when `status_change`, else `MarketUpdated`); a move to a final
+    /// status (resolved, cancelled) also enqueues the market's settlement, so that the change and
+    /// the job that pays for it commit together.
+    pub(crate) async fn record_change(
+        &self,
+        transaction: &dyn Transaction,
+        market: &Market,
+        read_version: i64,
+        status_change: Option<StatusChange>,
+    ) -> Result<(), ChangeMarketError> {
+        let id = market.id;
+        match transaction.markets().update(market, read_version).await {
             Ok(()) => {}
             Err(RepositoryError::NotFound) => return Err(ChangeMarketError::NotFound),
             Err(RepositoryError::Stale) => return Err(ChangeMarketError::Contended),
@@ -129,10 +151,16 @@ impl UseCases {
             .record(&self.event(event))
             .await
             .map_err(Unavailable::from)?;
-        transaction.commit().await.map_err(Unavailable::from)?;
-        self.wrote(actor);
-        deps.cached_markets.market_changed(&market).await;
-        tracing::info!(market_id = %id, version = market.version, "market changed");
-        Ok(market)
+        if status_change.is_some_and(|change| change.status.is_final()) {
+            let deps = self.deps();
+            let job = settle_market_job(JobId::from_uuid(deps.ids.next_id()), id, deps.clock.now())
+                .map_err(Unavailable::from_error)?;
+            transaction
+                .jobs()
+                .enqueue(&job)
+                .await
+                .map_err(Unavailable::from)?;
+        }
+        Ok(())
     }
 }

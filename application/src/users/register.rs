@@ -1,9 +1,10 @@
-//! Register: create an account with role `user` and the starting balance.
+//! Register: create an account with role `user` and the starting balance, and queue its welcome email.
 
 use domain::ports::RepositoryError;
-use domain::{DisplayName, DomainEvent, Email, Password, Role, User, UserId};
+use domain::{DisplayName, DomainEvent, Email, JobId, Password, Role, User, UserId};
 
 use crate::idempotency::{self, IdempotencyError, Idempotent, Replayable};
+use crate::notifications::welcome_email_job;
 use crate::{Unavailable, UseCases};
 
 /// A validated registration request.
@@ -27,8 +28,8 @@ pub enum RegisterError {
 }
 
 impl UseCases {
-    /// Creates a user with role `user` and the configured starting balance, and records
-    /// `UserRegistered`, in one transaction.
+    /// Creates a user with role `user` and the configured starting balance, records
+    /// `UserRegistered` and enqueues their welcome email job, in one transaction.
     ///
     /// # Errors
     /// [`RegisterError::EmailTaken`] when the email is registered, [`RegisterError::Idempotency`]
@@ -74,6 +75,13 @@ impl UseCases {
         transaction
             .outbox()
             .record(&self.event(DomainEvent::UserRegistered { user_id: user.id }))
+            .await
+            .map_err(Unavailable::from)?;
+        let welcome = welcome_email_job(JobId::from_uuid(deps.ids.next_id()), user.id, now)
+            .map_err(Unavailable::from_error)?;
+        transaction
+            .jobs()
+            .enqueue(&welcome)
             .await
             .map_err(Unavailable::from)?;
         idempotency::complete(idempotency, transaction.as_ref(), &user).await?;

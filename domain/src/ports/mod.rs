@@ -3,17 +3,23 @@
 //! They are object-safe (`#[async_trait]`) so that the composition root can pick adapters from
 //! configuration at run time, and mockable with the `mocks` feature.
 
+mod blobs;
 mod cache;
 mod events;
 mod jobs;
+mod mail;
+mod rate_limit;
 mod repository;
 mod security;
 mod system;
 mod unit_of_work;
 
+pub use blobs::{Blob, BlobError, BlobKey, BlobStore, InvalidBlobKey};
 pub use cache::{Cache, CacheEntry, CacheError, CacheTierStats};
 pub use events::{EventBus, EventBusError, EventSubscription, RelayCursors};
 pub use jobs::{Enqueued, JobQueue};
+pub use mail::{Email, InvalidEmail, MailError, Mailer};
+pub use rate_limit::{InvalidQuota, Quota, RateDecision, RateLimitError, RateLimiter};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
 pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
 pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};
@@ -23,9 +29,15 @@ pub use unit_of_work::{
 };
 
 #[cfg(feature = "mocks")]
+pub use blobs::MockBlobStore;
+#[cfg(feature = "mocks")]
 pub use events::MockRelayCursors;
 #[cfg(feature = "mocks")]
 pub use jobs::MockJobQueue;
+#[cfg(feature = "mocks")]
+pub use mail::MockMailer;
+#[cfg(feature = "mocks")]
+pub use rate_limit::MockRateLimiter;
 #[cfg(feature = "mocks")]
 pub use repository::{MockMarketRepository, MockUserRepository};
 #[cfg(feature = "mocks")]

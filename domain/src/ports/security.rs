@@ -30,6 +30,11 @@ pub trait PasswordHasher: Send + Sync {
     /// # Errors
     /// [`HashError`] when the hasher fails or the stored hash is unreadable.
     async fn verify(&self, candidate: &str, hash: Option<PasswordHash>) -> Result<bool, HashError>;
+
+    /// Whether `hash` was made with another algorithm or weaker (or merely different) costs than
+    /// the ones configured now: after a successful verification the caller re-hashes the password
+    /// and stores the new hash. An unreadable hash needs re-hashing too.
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
 }
 
 /// An access token and how long it lives.

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use super::jobs::JobQueue;
 use super::repository::{MarketRepository, RepositoryError, UserRepository};
 use crate::event::RecordedEvent;
-use crate::id::{MarketId, UserId};
+use crate::id::{MarketId, PositionId, UserId};
 use crate::listing::{Page, PositionListQuery};
 use crate::market::Market;
+use crate::money::Amount;
 use crate::position::Position;
 use crate::user::User;
 
@@ -77,14 +78,34 @@ pub trait PositionRepository: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn list(&self, query: &PositionListQuery) -> Result<Page<Position>, RepositoryError>;
+
+    /// Up to `limit` positions of `market` not settled yet (no `payout`), by id ascending.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn unsettled(
+        &self,
+        market: MarketId,
+        limit: u64,
+    ) -> Result<Vec<Position>, RepositoryError>;
+
+    /// Records the payout of a position that has none yet. Returns `false`, changing nothing,
+    /// when the position does not exist or was settled already (by a concurrent settlement), so
+    /// that a caller credits the holder only when this call returned `true`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn record_payout(&self, id: PositionId, payout: Amount) -> Result<bool, RepositoryError>;
 }
 
-/// An event as stored in the outbox, numbered in commit order.
+/// An event as stored in the outbox, numbered when recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// Increases with every committed event, in commit order (not necessarily by one: numbers
-    /// taken by rolled-back transactions may be skipped); a relay resumes after the last one it
-    /// published and never misses a later commit.
+    /// Increases with every recorded event (not necessarily by one: numbers taken by rolled-back
+    /// transactions are skipped). Two transactions may commit in the other order than they took
+    /// their numbers, but [`Outbox::after`] never passes a number that may still be committed, so
+    /// a relay that resumes after the last one it published never misses a later commit. Changes
+    /// to one row (serialised by its lock) are numbered in the order they committed.
     pub sequence: i64,
     pub event: RecordedEvent,
 }
@@ -98,7 +119,10 @@ pub trait Outbox: Send + Sync {
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn record(&self, event: &RecordedEvent) -> Result<(), RepositoryError>;
 
-    /// Up to `limit` committed events with a sequence above `after`, in sequence order.
+    /// Up to `limit` committed events with a sequence above `after`, in sequence order, stopping
+    /// before any number a transaction still running may commit (it may return fewer events than
+    /// are committed, or none, until that transaction ends; a number lost to a rollback is passed
+    /// once every transaction that could hold it has ended).
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.

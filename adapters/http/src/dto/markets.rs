@@ -24,17 +24,21 @@ pub struct MarketContentRequest {
     #[schema(
         example = "Will it rain in Paris on 2027-01-01?",
         min_length = 3,
-        max_length = 200
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]+[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
     )]
     pub name: String,
     /// Up to 5,000 characters.
     #[garde(custom(parses_if_present(MarketDescription::parse)))]
     #[serde(default)]
-    #[schema(max_length = 5000)]
+    #[schema(
+        max_length = 5000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub description: Option<String>,
     /// A slug: lower-case letters, digits and `-`, 1 to 50 characters.
     #[garde(custom(parses(Category::parse)))]
-    #[schema(example = "weather", max_length = 50)]
+    #[schema(example = "weather", pattern = "^[a-z0-9-]{1,50}$")]
     pub category: String,
     /// When trading ends (RFC 3339); must be in the future.
     #[garde(skip)]
@@ -64,17 +68,21 @@ pub struct CreateMarketRequest {
     #[schema(
         example = "Will it rain in Paris on 2027-01-01?",
         min_length = 3,
-        max_length = 200
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]+[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
     )]
     pub name: String,
     /// Up to 5,000 characters.
     #[garde(custom(parses_if_present(MarketDescription::parse)))]
     #[serde(default)]
-    #[schema(max_length = 5000)]
+    #[schema(
+        max_length = 5000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub description: Option<String>,
     /// A slug: lower-case letters, digits and `-`, 1 to 50 characters.
     #[garde(custom(parses(Category::parse)))]
-    #[schema(example = "weather", max_length = 50)]
+    #[schema(example = "weather", pattern = "^[a-z0-9-]{1,50}$")]
     pub category: String,
     /// When trading ends (RFC 3339); must be in the future.
     #[garde(skip)]
@@ -115,23 +123,57 @@ impl CreateMarketRequest {
 /// needs a moderator or admin.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct MarketPatchRequest {
+    /// The question, 3 to 200 characters.
     #[garde(custom(parses_if_present(MarketName::parse)))]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        nullable = false,
+        min_length = 3,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]+[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
+    /// Up to 5,000 characters.
     #[garde(custom(parses_if_present(MarketDescription::parse)))]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(
+        nullable = false,
+        max_length = 5000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub description: Option<String>,
+    /// A slug: lower-case letters, digits and `-`, 1 to 50 characters.
     #[garde(custom(parses_if_present(Category::parse)))]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, pattern = "^[a-z0-9-]{1,50}$")]
     pub category: Option<String>,
+    /// When trading ends (RFC 3339); must be in the future.
     #[garde(skip)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub end_date: Option<DateTime<Utc>>,
-    /// `closed`, `resolved` or `cancelled`.
+    /// `closed`, `resolved` or `cancelled` (`active` is a status too, but no market can be set
+    /// back to it: 409).
     #[garde(skip)]
-    #[schema(value_type = Option<String>, example = "resolved")]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable = false, example = "resolved", pattern = "^(active|closed|resolved|cancelled)$")]
     pub status: Option<MarketStatus>,
     /// `yes` or `no`; required with `"status": "resolved"`, refused otherwise.
     #[garde(skip)]
-    #[schema(value_type = Option<String>, example = "yes")]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable = false, example = "yes", pattern = "^(yes|no)$")]
     pub outcome: Option<Outcome>,
+}
+
+/// A field that may be left out but, when given, is not `null` (as the document says).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 impl MarketPatchRequest {
@@ -303,30 +345,53 @@ impl From<&Market> for MarketResponse {
 #[into_params(parameter_in = Query)]
 pub struct MarketListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// Rows to skip (default 0, at most 1,000,000). Not together with `page`.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 1_000_000)]
     pub offset: Option<String>,
-    /// 1-based page number. Not together with `offset`.
+    /// 1-based page number, at most 10,001. Not together with `offset`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10_001)]
     pub page: Option<String>,
     /// Comma-separated sort keys, `-` for descending, from `created_at`, `updated_at`,
-    /// `end_date`, `volume`, `name` (at most 4; default `-created_at`). Ties are broken by id.
+    /// `end_date`, `volume`, `name` (at most 4, each once; default `-created_at`). Ties are broken
+    /// by id.
+    #[param(
+        pattern = "^-?(created_at|updated_at|end_date|volume|name)(,-?(created_at|updated_at|end_date|volume|name)){0,3}$"
+    )]
     pub sort: Option<String>,
     /// Comma-separated fields to return (`id` is always included).
+    #[param(
+        pattern = "^(id|name|description|category|status|end_date|creator_id|yes_volume|no_volume|volume|outcome|image_url|thumbnail_url|version|created_at|updated_at)(,(id|name|description|category|status|end_date|creator_id|yes_volume|no_volume|volume|outcome|image_url|thumbnail_url|version|created_at|updated_at))*$"
+    )]
     pub fields: Option<String>,
     /// `active`, `closed`, `resolved` or `cancelled`.
+    #[param(pattern = "^(active|closed|resolved|cancelled)$")]
     pub status: Option<String>,
+    /// A category slug.
+    #[param(pattern = "^[a-z0-9-]{1,50}$")]
     pub category: Option<String>,
     /// A user id.
+    #[param(value_type = Option<Uuid>)]
     pub creator_id: Option<String>,
     /// Total volume at least this, e.g. `100.00`.
+    #[param(pattern = "^[0-9]{1,12}(\\.[0-9]{1,2})?$")]
     pub min_volume: Option<String>,
     /// End date strictly before this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub end_before: Option<String>,
     /// End date strictly after this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub end_after: Option<String>,
-    /// Case-insensitive text in the name or description, 1 to 100 characters.
+    /// Case-insensitive text in the name or description, 1 to 100 characters, not blank.
+    #[param(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub q: Option<String>,
     /// `creator`: each market's creator, loaded with one more query whatever the page size.
+    #[param(pattern = "^creator$")]
     pub include: Option<String>,
 }
 
@@ -372,6 +437,10 @@ impl MarketListParams {
     }
 }
 
+/// The last page number accepted, whatever the page size: its rows start within
+/// [`PageRequest::MAX_OFFSET`] even at the largest `limit` (so the bound fits in the document).
+pub(crate) const MAX_PAGE: u64 = PageRequest::MAX_OFFSET / PageRequest::MAX_LIMIT + 1;
+
 /// The page window from `limit` and either `offset` or `page`.
 pub(crate) fn window(
     limit: Option<u64>,
@@ -387,6 +456,10 @@ pub(crate) fn window(
         }
         (None, Some(0)) => {
             problems.push("page", "pages start at 1");
+            return PageRequest::default();
+        }
+        (None, Some(page)) if page > MAX_PAGE => {
+            problems.push("page", format!("pages go up to {MAX_PAGE}"));
             return PageRequest::default();
         }
         (None, Some(page)) => ("page", (page - 1).saturating_mul(limit)),

@@ -1,6 +1,7 @@
 //! Request and response bodies: the API's own types, separate from the domain's, validated with
 //! `garde` on the way in (the rules themselves are the domain's `parse` functions).
 
+pub mod jobs;
 pub mod markets;
 pub mod positions;
 pub mod users;

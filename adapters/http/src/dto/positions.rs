@@ -18,11 +18,14 @@ use crate::error::ApiError;
 pub struct OpenPositionRequest {
     /// `yes` or `no`.
     #[garde(custom(parses(Side::parse)))]
-    #[schema(example = "yes")]
+    #[schema(example = "yes", pattern = "^(yes|no)$")]
     pub side: String,
     /// Credits to stake: a decimal string with at most two places, from `1.00` to `100000.00`.
     #[garde(custom(parses(Stake::parse)))]
-    #[schema(example = "25.00")]
+    #[schema(
+        example = "25.00",
+        pattern = "^(100000(\\.0{1,2})?|[1-9][0-9]{0,4}(\\.[0-9]{1,2})?)$"
+    )]
     pub amount: String,
 }
 
@@ -45,6 +48,10 @@ pub struct PositionResponse {
     pub side: &'static str,
     #[schema(example = "25.00")]
     pub amount: String,
+    /// What the position paid out when its market was settled (resolved: the winners share the
+    /// pool; cancelled: stakes refunded); `null` until then.
+    #[schema(example = "41.50")]
+    pub payout: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The market, with `include=market`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +67,7 @@ impl PositionResponse {
             user_id: position.user_id.as_uuid(),
             side: position.side.as_str(),
             amount: position.amount.to_string(),
+            payout: position.payout.map(|payout| payout.to_string()),
             created_at: position.created_at,
             market: market.map(MarketResponse::from),
         }
@@ -72,17 +80,23 @@ impl PositionResponse {
 #[into_params(parameter_in = Query)]
 pub struct PositionListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-    /// Rows to skip. Not together with `page`.
+    /// Rows to skip (default 0, at most 1,000,000). Not together with `page`.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 1_000_000)]
     pub offset: Option<String>,
-    /// 1-based page number. Not together with `offset`.
+    /// 1-based page number, at most 10,001. Not together with `offset`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10_001)]
     pub page: Option<String>,
-    /// Comma-separated sort keys, `-` for descending: `created_at`, `amount` (default
-    /// `-created_at`). Ties are broken by id.
+    /// Comma-separated sort keys, `-` for descending: `created_at`, `amount` (each once;
+    /// default `-created_at`). Ties are broken by id.
+    #[param(pattern = "^-?(created_at|amount)(,-?(created_at|amount))?$")]
     pub sort: Option<String>,
     /// `yes` or `no`.
+    #[param(pattern = "^(yes|no)$")]
     pub side: Option<String>,
     /// `market`: each position's market, loaded with one more query whatever the page size.
+    #[param(pattern = "^market$")]
     pub include: Option<String>,
 }
 

@@ -16,9 +16,13 @@ use crate::error::ApiError;
 pub struct RegisterRequest {
     /// An email address; compared case-insensitively.
     #[garde(custom(parses(Email::parse)))]
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = "^[!-?A-~]{1,64}@[!-\\-/-?A-~]+(\\.[!-\\-/-?A-~]+)+$"
+    )]
     pub email: String,
-    /// 8 to 128 characters.
+    /// 8 to 128 characters, not one of the 10,000 most common passwords.
     #[garde(custom(parses(Password::parse)))]
     #[schema(
         example = "correct horse battery staple",
@@ -28,7 +32,12 @@ pub struct RegisterRequest {
     pub password: String,
     /// Display name, 1 to 100 characters.
     #[garde(custom(parses(DisplayName::parse)))]
-    #[schema(example = "Ada", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "Ada",
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -50,10 +59,14 @@ impl RegisterRequest {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     #[garde(length(chars, min = 1, max = 254))]
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", min_length = 1, max_length = 254)]
     pub email: String,
     #[garde(length(chars, min = 1, max = 128))]
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 1,
+        max_length = 128
+    )]
     pub password: String,
 }
 

@@ -1,5 +1,6 @@
-//! `/health`: liveness and readiness.
+//! `/health`: liveness and readiness (503 from the moment the process starts draining).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -12,6 +13,23 @@ use crate::error::{ApiError, ErrorBody};
 
 /// How long a readiness probe may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the process is shutting down: once set, readiness fails so that load balancers stop
+/// sending new requests while the ones in flight finish.
+#[derive(Debug, Default)]
+pub struct Draining(AtomicBool);
+
+impl Draining {
+    /// From now on, readiness answers 503.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// The state of the process or of one dependency.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,10 +64,13 @@ pub async fn live() -> HttpResponse {
     get, path = "/health/ready", tag = "health",
     responses(
         (status = 200, description = "Ready; `status` is `degraded` when an optional dependency is down", body = Envelope<HealthStatus>),
-        (status = 503, description = "`service_unavailable`: a required dependency is down (named in the message)", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: a required dependency is down, or the process is shutting down", body = ErrorBody),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.is_draining() {
+        return Err(ApiError::service_unavailable(ShuttingDown));
+    }
     let mut checks = Vec::with_capacity(state.probes.len());
     let mut degraded = Vec::new();
     for probe in &state.probes {
@@ -83,3 +104,8 @@ async fn tokio_timeout<T>(future: impl std::future::Future<Output = T>) -> Optio
         .await
         .ok()
 }
+
+/// Readiness refused while the process drains.
+#[derive(Debug, thiserror::Error)]
+#[error("the process is shutting down")]
+struct ShuttingDown;

@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod health;
+pub mod images;
+pub mod jobs;
 pub mod markets;
 pub mod positions;
 pub mod users;

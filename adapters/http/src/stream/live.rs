@@ -5,10 +5,12 @@
 use actix_web::HttpResponse;
 use actix_web::http::header::{self, CacheControl, CacheDirective, HeaderValue};
 
-/// Only this origin: scripts, styles, `fetch` and the WebSocket (`connect-src 'self'` covers
-/// `ws:`/`wss:` to the same host and port); no inline code, no framing, no forms, no base URL.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; \
-     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Nothing by default; scripts, styles, images (the favicon, `data:` URLs) and connections
+/// (`fetch` and the WebSocket: `connect-src 'self'` covers `ws:`/`wss:` to the same host and port)
+/// from this origin only; no inline code, no framing, no forms, no base URL.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 const PAGE: &str = include_str!("../../assets/live.html");
 const SCRIPT: &str = include_str!("../../assets/live.js");

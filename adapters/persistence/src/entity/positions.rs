@@ -12,6 +12,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub side: String,
     pub amount_cents: i64,
+    pub payout_cents: Option<i64>,
     pub created_at: DateTimeUtc,
 }
 

@@ -17,6 +17,7 @@ pub(crate) fn to_active_model(position: &Position) -> positions::ActiveModel {
         user_id: Set(position.user_id.as_uuid()),
         side: Set(position.side.as_str().to_owned()),
         amount_cents: Set(position.amount.cents()),
+        payout_cents: Set(position.payout.map(Amount::cents)),
         created_at: Set(stored(position.created_at)),
     }
 }
@@ -35,6 +36,11 @@ pub(crate) fn to_domain(row: positions::Model) -> Result<Position, CorruptRow> {
         amount: Amount::from_cents(row.amount_cents)
             .ok_or("out of range")
             .map_err(CorruptRow::at(TABLE, id, "amount_cents"))?,
+        payout: row
+            .payout_cents
+            .map(|cents| Amount::from_cents(cents).ok_or("out of range"))
+            .transpose()
+            .map_err(CorruptRow::at(TABLE, id, "payout_cents"))?,
         created_at: row.created_at,
     })
 }
