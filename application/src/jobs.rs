@@ -430,3 +430,67 @@ mod tests {
         assert!(f.worker.heartbeat(&[id]).await.expect("read").is_empty());
     }
 }
+
+/// Readiness of the job queue as a soft dependency: degraded (never unready) while the oldest due
+/// job has waited longer than `max_lag`, so that a backlog shows in `/health/ready` without taking
+/// instances out of the load balancer.
+pub struct QueueLagProbe {
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    max_lag: Duration,
+}
+
+impl QueueLagProbe {
+    #[must_use]
+    pub fn new(queue: Arc<dyn JobQueue>, clock: Arc<dyn Clock>, max_lag: Duration) -> Self {
+        Self {
+            queue,
+            clock,
+            max_lag,
+        }
+    }
+}
+
+/// The oldest due job has waited too long.
+#[derive(Debug, thiserror::Error)]
+#[error("the oldest due job has waited {waited_secs} s, more than {max_secs} s")]
+struct Lagging {
+    waited_secs: i64,
+    max_secs: u64,
+}
+
+#[async_trait]
+impl domain::ports::HealthProbe for QueueLagProbe {
+    fn name(&self) -> &'static str {
+        "job_queue"
+    }
+
+    fn required(&self) -> bool {
+        false
+    }
+
+    async fn check(&self) -> Result<(), domain::ports::ProbeError> {
+        let now = self.clock.now();
+        let failure = |cause: domain::ports::BoxError| domain::ports::ProbeError {
+            name: "job_queue",
+            cause,
+        };
+        let Some(oldest) = self
+            .queue
+            .oldest_due(now)
+            .await
+            .map_err(|error| failure(Box::new(error)))?
+        else {
+            return Ok(());
+        };
+        let waited = now - oldest;
+        let max = chrono::Duration::from_std(self.max_lag).unwrap_or(chrono::Duration::MAX);
+        if waited > max {
+            return Err(failure(Box::new(Lagging {
+                waited_secs: waited.num_seconds(),
+                max_secs: self.max_lag.as_secs(),
+            })));
+        }
+        Ok(())
+    }
+}

@@ -47,6 +47,8 @@ pub struct Deps {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The job queue, outside transactions (inside one, use [`domain::ports::Transaction::jobs`]).
     pub jobs: Arc<dyn JobQueue>,
+    /// Sign-in attempts per account (`None`: not limited).
+    pub sign_in_throttle: Option<users::SignInThrottle>,
     /// Who wrote recently, to route their reads to the primary.
     pub recent_writes: Arc<dyn RecentWrites>,
     pub hasher: Arc<dyn PasswordHasher>,

@@ -79,6 +79,7 @@ async fn world() -> World {
             unit_of_work: transactions.clone(),
             idempotency: store.idempotency(),
             jobs: store.jobs(),
+            sign_in_throttle: None,
             recent_writes: Arc::new(InProcessRecentWrites::new(std::time::Duration::from_secs(
                 5,
             ))),

@@ -73,6 +73,7 @@ impl Mocks {
                 unit_of_work: store.unit_of_work(),
                 idempotency: store.idempotency(),
                 jobs: store.jobs(),
+                sign_in_throttle: None,
                 recent_writes: Arc::new(InProcessRecentWrites::new(
                     std::time::Duration::from_secs(5),
                 )),

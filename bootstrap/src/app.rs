@@ -31,9 +31,10 @@ use adapter_ratelimit::{
 };
 use application::caching::{CachePolicy, CachedMarketRepository};
 use application::events::{EventCounters, Relay, RelaySettings};
-use application::jobs::{Worker, WorkerSettings};
+use application::jobs::{QueueLagProbe, Worker, WorkerSettings};
 use application::markets::{CloseEndedMarketsHandler, SettleMarketHandler, ThumbnailHandler};
 use application::notifications::{ResolutionNoticeHandler, WelcomeEmailHandler};
+use application::users::SignInThrottle;
 use application::{Deps, Settings, UseCases};
 use backon::{ExponentialBuilder, Retryable};
 use domain::RetryPolicy;
@@ -228,7 +229,17 @@ pub fn use_cases(
     config: &Config,
     database: &Database,
     redis: Option<&TieredCache>,
+    limiter: Option<Arc<dyn RateLimiter>>,
 ) -> Result<UseCases, StartError> {
+    let sign_in_throttle = match limiter {
+        Some(limiter) => Some(SignInThrottle {
+            limiter,
+            per_account: Quota::per_hour(config.rate_limit.sign_in_per_account_per_hour).map_err(
+                |error| StartError::Config(format!("rate_limit.sign_in_per_account_per_hour: {error}")),
+            )?,
+        }),
+        None => None,
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (secret, ephemeral) = config.jwt_secret_or_ephemeral();
     if ephemeral {
@@ -271,6 +282,7 @@ pub fn use_cases(
             unit_of_work: Arc::new(SeaUnitOfWork::new(database.clone())),
             idempotency: Arc::new(SeaIdempotencyStore::new(database.clone())),
             jobs: Arc::new(SeaJobQueue::new(database.clone())),
+            sign_in_throttle,
             recent_writes: Arc::new(InProcessRecentWrites::new(read_your_writes)),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
@@ -354,12 +366,15 @@ pub fn redis_cache(config: &Config) -> Result<Option<TieredCache>, StartError> {
 ///
 /// # Errors
 /// [`StartError::Config`] when a quota, the trusted proxies or the Redis URL cannot be used.
-fn rate_limits(config: &Config) -> Result<Option<RateLimits>, StartError> {
+fn rate_limits(
+    config: &Config,
+    limiter: Option<Arc<dyn RateLimiter>>,
+) -> Result<Option<RateLimits>, StartError> {
     let settings = &config.rate_limit;
-    if !settings.enabled {
+    let Some(limiter) = limiter else {
         tracing::info!("requests are not rate limited (rate_limit.enabled = false)");
         return Ok(None);
-    }
+    };
     let quota = |path: &str, quota: Result<Quota, InvalidQuota>| {
         quota.map_err(|error| StartError::Config(format!("rate_limit.{path}: {error}")))
     };
@@ -387,6 +402,23 @@ fn rate_limits(config: &Config) -> Result<Option<RateLimits>, StartError> {
     };
     let trusted_proxies = TrustedProxies::parse(&settings.trusted_proxies)
         .map_err(|error| StartError::Config(format!("rate_limit.trusted_proxies: {error}")))?;
+    Ok(Some(RateLimits {
+        limiter,
+        policies,
+        trusted_proxies,
+    }))
+}
+
+/// The rate limiter when `rate_limit.enabled`: in Redis with an in-process fallback when
+/// `REDIS_URL` is set (limits shared by every instance), in process otherwise. One serves the
+/// HTTP middleware and the per-account sign-in throttle.
+///
+/// # Errors
+/// [`StartError::Config`] when the Redis URL cannot be used.
+fn rate_limiter(config: &Config) -> Result<Option<Arc<dyn RateLimiter>>, StartError> {
+    if !config.rate_limit.enabled {
+        return Ok(None);
+    }
     let in_process = Arc::new(InProcessRateLimiter::default());
     let limiter: Arc<dyn RateLimiter> = match &config.redis.url {
         None => in_process,
@@ -408,11 +440,7 @@ fn rate_limits(config: &Config) -> Result<Option<RateLimits>, StartError> {
             ))
         }
     };
-    Ok(Some(RateLimits {
-        limiter,
-        policies,
-        trusted_proxies,
-    }))
+    Ok(Some(limiter))
 }
 
 /// The event bus: in process, or (with `REDIS_URL`) a Redis stream that every instance reads.
@@ -567,7 +595,7 @@ pub async fn run_workers_only(config: &Config) -> Result<(), StartError> {
         return Err(StartError::SchemaBehind(status.pending.len()));
     }
     let redis = redis_cache(config)?;
-    let use_cases = use_cases(config, &database, redis.as_ref())?;
+    let use_cases = use_cases(config, &database, redis.as_ref(), None)?;
     let workers = Workers::spawn(
         config,
         job_worker(config, &database, &use_cases, &mailer(config)?),
@@ -624,7 +652,8 @@ impl Application {
             }
         }
         let redis = redis_cache(config)?;
-        let use_cases = use_cases(config, &database, redis.as_ref())?;
+        let limiter = rate_limiter(config)?;
+        let use_cases = use_cases(config, &database, redis.as_ref(), limiter.clone())?;
         let purge = crate::maintenance::purge_idempotency_records(
             Arc::clone(&use_cases.deps().idempotency),
             Arc::clone(&use_cases.deps().clock),
@@ -685,13 +714,18 @@ impl Application {
         if let Some(redis) = &redis {
             probes.push(Arc::new(RedisProbe::new(redis.redis().clone())));
         }
+        probes.push(Arc::new(QueueLagProbe::new(
+            Arc::clone(&use_cases.deps().jobs),
+            Arc::clone(&use_cases.deps().clock),
+            Duration::from_secs(config.jobs.max_lag_secs),
+        )));
         let state = web::Data::new(AppState {
             use_cases,
             probes,
             stream: stream.clone(),
             metrics,
             draining: Arc::clone(&draining),
-            rate_limits: rate_limits(config)?,
+            rate_limits: rate_limits(config, limiter)?,
         });
         let limits = HttpLimits {
             json_body_bytes: config.http.json_limit_bytes,

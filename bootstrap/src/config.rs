@@ -67,6 +67,7 @@
 //! | `jobs.retry_base_ms` | `APP_JOBS__RETRY_BASE_MS` | `1000` | Delay after a job's first failed attempt; it doubles per attempt (with jitter), 1 ms to 3600000 ms. |
 //! | `jobs.retry_max_secs` | `APP_JOBS__RETRY_MAX_SECS` | `300` | The longest delay between attempts, 1 s to 86400 s. |
 //! | `jobs.settlement_batch` | `APP_JOBS__SETTLEMENT_BATCH` | `500` | Positions paid per transaction when a resolved or cancelled market is settled, 1 to 10000. |
+//! | `jobs.max_lag_secs` | `APP_JOBS__MAX_LAG_SECS` | `300` | `/health/ready` reports the job queue as `degraded` (still 200) while the oldest due job has waited longer than this, 1 s to 86400 s. |
 //! | `jobs.close_markets_every_secs` | `APP_JOBS__CLOSE_MARKETS_EVERY_SECS` | `60` | How often active markets whose end date has passed are closed (a `close_ended_markets` job, one at a time across instances), 1 s to 86400 s. |
 //! | `auth.jwt_secret` | **`JWT_SECRET`** | unset | HMAC key for access tokens, at least 32 bytes. Required in production; in `local`/`test` an ephemeral one is generated (tokens die with the process). |
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
@@ -92,6 +93,7 @@
 //! | `rate_limit.anonymous_per_minute` | `APP_RATE_LIMIT__ANONYMOUS_PER_MINUTE` | `120` | Requests per minute from one client IP without a valid token (bursts of as many at once), 1 to 1000000000. |
 //! | `rate_limit.user_per_minute` | `APP_RATE_LIMIT__USER_PER_MINUTE` | `600` | Requests per minute of one signed-in user, 1 to 1000000000. |
 //! | `rate_limit.sign_in_per_minute` | `APP_RATE_LIMIT__SIGN_IN_PER_MINUTE` | `10` | `POST /api/v1/auth/login` per minute from one client IP, 1 to 1000000000. |
+//! | `rate_limit.sign_in_per_account_per_hour` | `APP_RATE_LIMIT__SIGN_IN_PER_ACCOUNT_PER_HOUR` | `20` | Sign-in attempts per hour for one email address, from any IP, counted before the password is checked and the same for unknown addresses (no account enumeration); over it, 429 `rate_limited`, 1 to 1000000000. |
 //! | `rate_limit.register_per_hour` | `APP_RATE_LIMIT__REGISTER_PER_HOUR` | `20` | `POST /api/v1/auth/register` per hour from one client IP, 1 to 1000000000. |
 //! | `rate_limit.uploads_per_hour` | `APP_RATE_LIMIT__UPLOADS_PER_HOUR` | `60` | `POST /api/v1/markets/{id}/image` per hour from one client IP, 1 to 1000000000. |
 //! | `rate_limit.trusted_proxies` | `APP_RATE_LIMIT__TRUSTED_PROXIES` | empty | Comma-separated IP addresses and CIDR blocks (`10.0.0.0/8`) of the proxies in front of the service: when the peer is one of them, the client IP is the right-most `X-Forwarded-For` address that is not; otherwise it is the peer address. Empty: `X-Forwarded-For` is ignored. |
@@ -610,6 +612,7 @@ pub struct JobsConfig {
     pub retry_max_secs: u64,
     pub settlement_batch: u64,
     pub close_markets_every_secs: u64,
+    pub max_lag_secs: u64,
 }
 
 impl Default for JobsConfig {
@@ -625,6 +628,7 @@ impl Default for JobsConfig {
             retry_max_secs: 300,
             settlement_batch: 500,
             close_markets_every_secs: 60,
+            max_lag_secs: 300,
         }
     }
 }
@@ -739,6 +743,7 @@ pub struct RateLimitConfig {
     pub anonymous_per_minute: u32,
     pub user_per_minute: u32,
     pub sign_in_per_minute: u32,
+    pub sign_in_per_account_per_hour: u32,
     pub register_per_hour: u32,
     pub uploads_per_hour: u32,
     /// Comma-separated IP addresses and CIDR blocks; empty trusts no proxy.
@@ -752,6 +757,7 @@ impl Default for RateLimitConfig {
             anonymous_per_minute: 120,
             user_per_minute: 600,
             sign_in_per_minute: 10,
+            sign_in_per_account_per_hour: 20,
             register_per_hour: 20,
             uploads_per_hour: 60,
             trusted_proxies: String::new(),
@@ -1041,6 +1047,7 @@ impl Config {
             jobs.close_markets_every_secs,
             1..=86_400,
         )?;
+        check_range("jobs.max_lag_secs", jobs.max_lag_secs, 1..=86_400)?;
 
         let auth = &self.auth;
         match &auth.jwt_secret {
@@ -1106,6 +1113,10 @@ impl Config {
             ),
             ("rate_limit.user_per_minute", limits.user_per_minute),
             ("rate_limit.sign_in_per_minute", limits.sign_in_per_minute),
+            (
+                "rate_limit.sign_in_per_account_per_hour",
+                limits.sign_in_per_account_per_hour,
+            ),
             ("rate_limit.register_per_hour", limits.register_per_hour),
             ("rate_limit.uploads_per_hour", limits.uploads_per_hour),
         ] {
@@ -1512,6 +1523,7 @@ const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key("jobs.max_lag_secs", "APP_JOBS__MAX_LAG_SECS", false, false),
     key("auth.jwt_secret", "JWT_SECRET", true, true),
     key("auth.jwt_issuer", "APP_AUTH__JWT_ISSUER", false, true),
     key("auth.jwt_audience", "APP_AUTH__JWT_AUDIENCE", false, true),
@@ -1598,6 +1610,12 @@ const KEYS: &[Key] = &[
     key(
         "rate_limit.register_per_hour",
         "APP_RATE_LIMIT__REGISTER_PER_HOUR",
+        false,
+        false,
+    ),
+    key(
+        "rate_limit.sign_in_per_account_per_hour",
+        "APP_RATE_LIMIT__SIGN_IN_PER_ACCOUNT_PER_HOUR",
         false,
         false,
     ),

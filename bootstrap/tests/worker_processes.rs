@@ -366,7 +366,7 @@ async fn two_worker_processes_share_a_thousand_settlements_and_pay_each_once() {
         async || {
             count(
                 &pools,
-                "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'settle_market' AND state = 'succeeded'",
             )
             .await
                 == 1_000
@@ -376,12 +376,20 @@ async fn two_worker_processes_share_a_thousand_settlements_and_pay_each_once() {
     drop(workers);
 
     assert_eq!(
-        count(&pools, "SELECT COUNT(*) FROM jobs WHERE attempts <> 1").await,
+        count(
+            &pools,
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'settle_market' AND attempts <> 1"
+        )
+        .await,
         0,
         "no job ran twice"
     );
     assert_eq!(
-        count(&pools, "SELECT COUNT(DISTINCT worker) FROM jobs").await,
+        count(
+            &pools,
+            "SELECT COUNT(DISTINCT worker) FROM jobs WHERE kind = 'settle_market'"
+        )
+        .await,
         2,
         "both processes worked"
     );

@@ -287,3 +287,48 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     assert_eq!(from(&direct, "203.0.113.2").await.status, 200);
     assert_rate_limited(&from(&direct, "203.0.113.3").await, 2);
 }
+
+/// Sign-in attempts are also counted per account, from any IP, before the password is checked:
+/// after the quota even the right password is refused for a while; another account is not
+/// affected; an unknown address is throttled exactly like a known one (nothing to enumerate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_attempts_are_limited_per_account_whatever_the_password() {
+    let app = spawn(10_000, |config| {
+        config.rate_limit.sign_in_per_minute = 10_000;
+        config.rate_limit.sign_in_per_account_per_hour = 3;
+    })
+    .await;
+    app.register("ada@example.com", "correct horse battery").await;
+    app.register("bob@example.com", "correct horse battery").await;
+    let attempt = |email: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/v1/auth/login",
+                &json!({"email": email, "password": password}),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt("ada@example.com", "wrong horse battery").await.status, 401);
+        assert_eq!(attempt("nobody@example.com", "wrong horse battery").await.status, 401);
+    }
+    let refused = attempt("ada@example.com", "correct horse battery").await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["code"], "rate_limited");
+    // An hour's quota of 3 comes back one attempt per 20 minutes.
+    assert!(number(&refused, "retry-after") > 60, "{refused:?}");
+    let unknown = attempt("nobody@example.com", "wrong horse battery").await;
+    assert_eq!(unknown.status, 429, "an unknown address is throttled the same way");
+    assert_eq!(
+        attempt("ADA@example.com ", "correct horse battery").await.status,
+        429,
+        "the address is normalised before it is counted"
+    );
+    assert_eq!(
+        attempt("bob@example.com", "correct horse battery").await.status,
+        200,
+        "another account is not affected"
+    );
+}

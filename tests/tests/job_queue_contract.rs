@@ -25,6 +25,7 @@ tests::contract_tests!(
     release_gives_jobs_back_without_counting_the_attempt,
     jobs_are_listed_by_state_newest_first_in_pages,
     a_job_enqueued_in_a_transaction_exists_only_if_it_commits,
+    the_oldest_due_job_gives_the_queues_lag,
 );
 
 tests::parallel_contract_tests!(concurrent_fetchers_claim_disjoint_sets_covering_every_job);
@@ -528,4 +529,22 @@ async fn concurrent_fetchers_claim_disjoint_sets_covering_every_job(repositories
         .await
         .expect("a list");
     assert_eq!(running.total, u64::try_from(JOBS).expect("small"));
+}
+
+async fn the_oldest_due_job_gives_the_queues_lag(repositories: Repositories) {
+    let queue = &repositories.jobs;
+    assert_eq!(queue.oldest_due(at(100)).await.expect("a read"), None);
+    let early = enqueue(queue, &job().with_run_at(at(10))).await;
+    enqueue(queue, &job().with_run_at(at(20))).await;
+    enqueue(queue, &job().with_run_at(at(500))).await;
+    assert_eq!(
+        queue.oldest_due(at(100)).await.expect("a read"),
+        Some(at(10)),
+        "the earliest due job, not the future one"
+    );
+    assert_eq!(queue.oldest_due(at(5)).await.expect("a read"), None, "none due yet");
+    // A running job is not waiting any more.
+    let fetched = fetch(queue, "w1", 1, 100).await;
+    assert_eq!(ids(&fetched), vec![early]);
+    assert_eq!(queue.oldest_due(at(100)).await.expect("a read"), Some(at(20)));
 }

@@ -446,6 +446,10 @@ impl From<LoginError> for ApiError {
             LoginError::InvalidCredentials => {
                 Self::unauthorized("unauthorized", "invalid email or password")
             }
+            LoginError::Throttled { retry_after } => {
+                let whole = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                Self::rate_limited(whole.max(1), [])
+            }
             LoginError::AccountDisabled => Self::new(
                 StatusCode::FORBIDDEN,
                 "account_disabled",

@@ -246,6 +246,18 @@ impl JobQueue for InMemoryJobQueue {
         })
     }
 
+    async fn oldest_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError> {
+        self.read(|jobs| {
+            jobs.values()
+                .filter(|job| job.state == JobState::Available && job.run_at <= now)
+                .map(|job| job.run_at)
+                .min()
+        })
+    }
+
     async fn retry(&self, id: JobId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
         self.write(|jobs| {
             let Some(job) = jobs.get(&id).filter(|job| job.state == JobState::Dead) else {

@@ -131,9 +131,35 @@ impl JobQueue for SeaJobQueue {
         list(self.database.writer(), state, page).await
     }
 
+    async fn oldest_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError> {
+        oldest_due(self.database.writer(), now).await
+    }
+
     async fn retry(&self, id: JobId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
         retry(self.database.writer(), id, now).await
     }
+}
+
+/// The smallest `run_at` of the due available jobs, read on `connection` (per priority, the
+/// fetch index `ix_jobs_state_priority_run_at` answers it).
+pub(crate) async fn oldest_due<C: ConnectionTrait>(
+    connection: &C,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, RepositoryError> {
+    Entity::find()
+        .select_only()
+        .column(Column::RunAt)
+        .filter(Column::State.eq(AVAILABLE))
+        .filter(Column::RunAt.lte(stored(now)))
+        .order_by_asc(Column::RunAt)
+        .limit(1)
+        .into_tuple::<DateTime<Utc>>()
+        .one(connection)
+        .await
+        .map_err(unavailable)
 }
 
 /// The predicate of the partial unique index `ux_jobs_unique_key_live`, word for word and with

@@ -410,6 +410,13 @@ impl JobQueue for Bound {
         job_queue::list(&self.transaction, state, page).await
     }
 
+    async fn oldest_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError> {
+        job_queue::oldest_due(&self.transaction, now).await
+    }
+
     async fn retry(&self, id: JobId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
         self.guarded(async |connection| job_queue::retry(connection, id, now).await)
             .await

@@ -1,6 +1,9 @@
 //! Login: check an email and password and issue an access token.
 
-use domain::ports::IssuedToken;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ports::{IssuedToken, Quota, RateLimiter};
 use domain::{Actor, Email, Password, User};
 
 use crate::{Unavailable, UseCases};
@@ -12,9 +15,21 @@ pub struct SignedIn {
     pub access_token: IssuedToken,
 }
 
+/// How many sign-in attempts one account gets, counted per email address whether it exists or
+/// not (so that the limit tells nothing about which accounts exist), before the password is
+/// checked, in a limiter that all instances share when it is Redis.
+#[derive(Clone)]
+pub struct SignInThrottle {
+    pub limiter: Arc<dyn RateLimiter>,
+    pub per_account: Quota,
+}
+
 /// Why a sign-in failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// Too many attempts for this account: try again after `retry_after`.
+    #[error("too many sign-in attempts for this account")]
+    Throttled { retry_after: Duration },
     /// Unknown email or wrong password: deliberately indistinguishable.
     #[error("invalid email or password")]
     InvalidCredentials,
@@ -36,6 +51,7 @@ impl UseCases {
     /// password), or [`LoginError::Unavailable`].
     pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn, LoginError> {
         let deps = self.deps();
+        self.throttle_sign_in(email).await?;
         let user = match Email::parse(email) {
             Ok(email) => deps
                 .users
@@ -64,6 +80,33 @@ impl UseCases {
         let access_token = deps.tokens.issue(&actor).map_err(Unavailable::from_error)?;
         tracing::info!(user_id = %user.id, "user signed in");
         Ok(SignedIn { user, access_token })
+    }
+
+    /// Counts one attempt against the account's quota. A limiter that cannot decide lets the
+    /// attempt through (the per-IP limit of the HTTP layer still applies).
+    async fn throttle_sign_in(&self, email: &str) -> Result<(), LoginError> {
+        let Some(throttle) = &self.deps().sign_in_throttle else {
+            return Ok(());
+        };
+        let account = Email::parse(email)
+            .map_or_else(|_| email.trim().to_lowercase(), |email| email.as_str().to_owned());
+        match throttle
+            .limiter
+            .check(&format!("sign-in:{account}"), throttle.per_account)
+            .await
+        {
+            Ok(decision) if decision.allowed => Ok(()),
+            Ok(decision) => {
+                tracing::warn!("sign-in attempts for one account throttled");
+                Err(LoginError::Throttled {
+                    retry_after: decision.retry_after.unwrap_or(Duration::from_secs(1)),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the sign-in throttle cannot decide; the attempt goes through");
+                Ok(())
+            }
+        }
     }
 
     /// Re-hashes the password with the configured costs when the stored hash was made with other

@@ -6,6 +6,6 @@ mod register;
 mod user_profile;
 
 pub use current_user::CurrentUserError;
-pub use login::{LoginError, SignedIn};
+pub use login::{LoginError, SignInThrottle, SignedIn};
 pub use register::{RegisterError, Registration};
 pub use user_profile::UserProfileError;

@@ -131,6 +131,14 @@ pub trait JobQueue: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<Job>, RepositoryError>;
 
+    /// When the oldest job that is waiting to run became due: the smallest `run_at` of the
+    /// available jobs with `run_at <= now` (`None` when none is due). `now` minus it is the queue's
+    /// lag.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn oldest_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, RepositoryError>;
+
     /// Makes a dead job available again at `now`, its attempts reset to 0 (its `last_error` is
     /// kept). Returns `false`, changing nothing, when the job does not exist or is not dead.
     ///
