@@ -235,7 +235,9 @@ pub fn use_cases(
         Some(limiter) => Some(SignInThrottle {
             limiter,
             per_account: Quota::per_hour(config.rate_limit.sign_in_per_account_per_hour).map_err(
-                |error| StartError::Config(format!("rate_limit.sign_in_per_account_per_hour: {error}")),
+                |error| {
+                    StartError::Config(format!("rate_limit.sign_in_per_account_per_hour: {error}"))
+                },
             )?,
         }),
         None => None,

@@ -86,6 +86,12 @@ async fn a_lagging_job_queue_degrades_readiness_without_failing_it() {
     let ready = app.get("/health/ready").await;
     assert_eq!(ready.status, 200, "{}", ready.text);
     assert_eq!(ready.body["data"]["status"], "degraded");
-    assert_eq!(ready.body["data"]["degraded"], serde_json::json!(["job_queue"]));
-    assert_eq!(ready.body["data"]["checks"], serde_json::json!(["database"]));
+    assert_eq!(
+        ready.body["data"]["degraded"],
+        serde_json::json!(["job_queue"])
+    );
+    assert_eq!(
+        ready.body["data"]["checks"],
+        serde_json::json!(["database"])
+    );
 }

@@ -298,8 +298,10 @@ async fn sign_in_attempts_are_limited_per_account_whatever_the_password() {
         config.rate_limit.sign_in_per_account_per_hour = 3;
     })
     .await;
-    app.register("ada@example.com", "correct horse battery").await;
-    app.register("bob@example.com", "correct horse battery").await;
+    app.register("ada@example.com", "correct horse battery")
+        .await;
+    app.register("bob@example.com", "correct horse battery")
+        .await;
     let attempt = |email: &'static str, password: &'static str| {
         let app = &app;
         async move {
@@ -311,8 +313,18 @@ async fn sign_in_attempts_are_limited_per_account_whatever_the_password() {
         }
     };
     for _ in 0..3 {
-        assert_eq!(attempt("ada@example.com", "wrong horse battery").await.status, 401);
-        assert_eq!(attempt("nobody@example.com", "wrong horse battery").await.status, 401);
+        assert_eq!(
+            attempt("ada@example.com", "wrong horse battery")
+                .await
+                .status,
+            401
+        );
+        assert_eq!(
+            attempt("nobody@example.com", "wrong horse battery")
+                .await
+                .status,
+            401
+        );
     }
     let refused = attempt("ada@example.com", "correct horse battery").await;
     assert_eq!(refused.status, 429, "{}", refused.text);
@@ -320,14 +332,21 @@ async fn sign_in_attempts_are_limited_per_account_whatever_the_password() {
     // An hour's quota of 3 comes back one attempt per 20 minutes.
     assert!(number(&refused, "retry-after") > 60, "{refused:?}");
     let unknown = attempt("nobody@example.com", "wrong horse battery").await;
-    assert_eq!(unknown.status, 429, "an unknown address is throttled the same way");
     assert_eq!(
-        attempt("ADA@example.com ", "correct horse battery").await.status,
+        unknown.status, 429,
+        "an unknown address is throttled the same way"
+    );
+    assert_eq!(
+        attempt("ADA@example.com ", "correct horse battery")
+            .await
+            .status,
         429,
         "the address is normalised before it is counted"
     );
     assert_eq!(
-        attempt("bob@example.com", "correct horse battery").await.status,
+        attempt("bob@example.com", "correct horse battery")
+            .await
+            .status,
         200,
         "another account is not affected"
     );

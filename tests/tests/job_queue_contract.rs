@@ -542,9 +542,16 @@ async fn the_oldest_due_job_gives_the_queues_lag(repositories: Repositories) {
         Some(at(10)),
         "the earliest due job, not the future one"
     );
-    assert_eq!(queue.oldest_due(at(5)).await.expect("a read"), None, "none due yet");
+    assert_eq!(
+        queue.oldest_due(at(5)).await.expect("a read"),
+        None,
+        "none due yet"
+    );
     // A running job is not waiting any more.
     let fetched = fetch(queue, "w1", 1, 100).await;
     assert_eq!(ids(&fetched), vec![early]);
-    assert_eq!(queue.oldest_due(at(100)).await.expect("a read"), Some(at(20)));
+    assert_eq!(
+        queue.oldest_due(at(100)).await.expect("a read"),
+        Some(at(20))
+    );
 }

@@ -88,8 +88,10 @@ impl UseCases {
         let Some(throttle) = &self.deps().sign_in_throttle else {
             return Ok(());
         };
-        let account = Email::parse(email)
-            .map_or_else(|_| email.trim().to_lowercase(), |email| email.as_str().to_owned());
+        let account = Email::parse(email).map_or_else(
+            |_| email.trim().to_lowercase(),
+            |email| email.as_str().to_owned(),
+        );
         match throttle
             .limiter
             .check(&format!("sign-in:{account}"), throttle.per_account)

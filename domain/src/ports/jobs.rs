@@ -137,7 +137,10 @@ pub trait JobQueue: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
-    async fn oldest_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, RepositoryError>;
+    async fn oldest_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError>;
 
     /// Makes a dead job available again at `now`, its attempts reset to 0 (its `last_error` is
     /// kept). Returns `false`, changing nothing, when the job does not exist or is not dead.
