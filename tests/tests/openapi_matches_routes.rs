@@ -47,6 +47,12 @@ async fn every_documented_operation_is_routed_and_documents_its_errors() {
             );
             assert!(reply.status < 500, "{label}: {}", reply.text);
             let responses = operation["responses"].as_object().expect("responses");
+            assert!(responses.contains_key("500"), "{label} documents 500");
+            assert_eq!(
+                responses.contains_key("429"),
+                path.starts_with("/api/v1/"),
+                "{label}: 429 exactly on the rate-limited /api/v1 operations"
+            );
             let documented = responses.contains_key(&reply.status.to_string());
             assert!(
                 documented,

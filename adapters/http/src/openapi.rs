@@ -62,24 +62,18 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every operation can fail unexpectedly: `500 internal_error`, documented once for all.
-struct InternalErrors;
-
-impl Modify for InternalErrors {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let response = utoipa::openapi::ResponseBuilder::new()
-            .description(
-                "`internal_error`: something unexpected; the body carries only the request id",
-            )
-            .content(
-                "application/json",
-                utoipa::openapi::ContentBuilder::new()
-                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build();
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
+/// Every operation of the document whose path starts with `prefix` (`""` for all).
+fn operations<'a>(
+    openapi: &'a mut utoipa::openapi::OpenApi,
+    prefix: &'a str,
+) -> impl Iterator<Item = &'a mut utoipa::openapi::path::Operation> {
+    openapi
+        .paths
+        .paths
+        .iter_mut()
+        .filter(move |(path, _)| path.starts_with(prefix))
+        .flat_map(|(_, item)| {
+            [
                 &mut item.get,
                 &mut item.put,
                 &mut item.post,
@@ -88,14 +82,48 @@ impl Modify for InternalErrors {
             ]
             .into_iter()
             .flatten()
-            {
-                operation
-                    .responses
-                    .responses
-                    .entry("500".to_owned())
-                    .or_insert_with(|| response.clone().into());
-            }
-        }
+        })
+}
+
+/// A response in the error envelope (`ErrorBody`).
+fn error_response(description: &str) -> utoipa::openapi::ResponseBuilder {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+}
+
+/// Documents `response` under `status` on every operation under `prefix` that does not say
+/// otherwise.
+fn add_to_every_operation(
+    openapi: &mut utoipa::openapi::OpenApi,
+    prefix: &str,
+    status: &str,
+    response: &utoipa::openapi::Response,
+) {
+    for operation in operations(openapi, prefix) {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| response.clone().into());
+    }
+}
+
+/// Every operation can fail unexpectedly: `500 internal_error`, documented once for all.
+struct InternalErrors;
+
+impl Modify for InternalErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let response = error_response(
+            "`internal_error`: something unexpected; the body carries only the request id",
+        )
+        .build();
+        add_to_every_operation(openapi, "", "500", &response);
     }
 }
 
@@ -115,49 +143,22 @@ impl Modify for RateLimited {
                 .description(Some(description))
                 .build()
         };
-        let response = utoipa::openapi::ResponseBuilder::new()
-            .description(
-                "`rate_limited`: this client (its IP address, or its user with a valid token) used \
-                 up its quota; stricter quotas apply to sign-in, registration and uploads",
-            )
-            .header(
-                "Retry-After",
-                seconds("Seconds until one more request is allowed"),
-            )
-            .header("RateLimit-Limit", seconds("Requests allowed per period"))
-            .header("RateLimit-Remaining", seconds("Requests still allowed now"))
-            .header(
-                "RateLimit-Reset",
-                seconds("Seconds until the whole limit is available again"),
-            )
-            .content(
-                "application/json",
-                utoipa::openapi::ContentBuilder::new()
-                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build();
-        for (path, item) in &mut openapi.paths.paths {
-            if !path.starts_with("/api/v1/") {
-                continue;
-            }
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                operation
-                    .responses
-                    .responses
-                    .entry("429".to_owned())
-                    .or_insert_with(|| response.clone().into());
-            }
-        }
+        let response = error_response(
+            "`rate_limited`: this client (its IP address, or its user with a valid token) used \
+             up its quota; stricter quotas apply to sign-in, registration and uploads",
+        )
+        .header(
+            "Retry-After",
+            seconds("Seconds until one more request is allowed"),
+        )
+        .header("RateLimit-Limit", seconds("Requests allowed per period"))
+        .header("RateLimit-Remaining", seconds("Requests still allowed now"))
+        .header(
+            "RateLimit-Reset",
+            seconds("Seconds until the whole limit is available again"),
+        )
+        .build();
+        add_to_every_operation(openapi, "/api/v1/", "429", &response);
     }
 }
 
@@ -180,28 +181,17 @@ impl Modify for RequestHeaders {
         let idempotency_key = string(r"^[!-~]([ -~]{0,253}[!-~])?$", 255);
         // `IfMatch`: `*` or one entity tag as `ETag` sends it (anything else matches no version).
         let if_match = string(r#"^(\*|(W/)?"[0-9]{1,18}")$"#, 64);
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                for parameter in operation.parameters.iter_mut().flatten() {
-                    let RefOr::T(parameter) = parameter else {
-                        continue;
-                    };
-                    let schema = match parameter.name.to_ascii_lowercase().as_str() {
-                        "idempotency-key" => &idempotency_key,
-                        "if-match" => &if_match,
-                        _ => continue,
-                    };
-                    parameter.schema = Some(schema.clone());
-                }
+        for operation in operations(openapi, "") {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let RefOr::T(parameter) = parameter else {
+                    continue;
+                };
+                let schema = match parameter.name.to_ascii_lowercase().as_str() {
+                    "idempotency-key" => &idempotency_key,
+                    "if-match" => &if_match,
+                    _ => continue,
+                };
+                parameter.schema = Some(schema.clone());
             }
         }
     }
