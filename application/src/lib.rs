@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod markets;
 pub mod notifications;
 pub mod positions;
+pub mod sessions;
 pub mod users;
 
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use std::time::Duration;
 
 use domain::ports::{
     BlobStore, BoxError, Clock, IdGenerator, IdempotencyStore, JobQueue, MarketRepository,
-    PasswordHasher, PositionRepository, RecentWrites, RepositoryError, TokenIssuer, UnitOfWork,
-    UserRepository,
+    PasswordHasher, PositionRepository, RecentWrites, RepositoryError, SecretGenerator,
+    SessionRepository, TokenIssuer, UnitOfWork, UserRepository,
 };
 use domain::{Actor, Amount, DomainEvent, EventId, RecordedEvent};
 
@@ -48,7 +49,11 @@ pub struct Deps {
     /// The job queue, outside transactions (inside one, use [`domain::ports::Transaction::jobs`]).
     pub jobs: Arc<dyn JobQueue>,
     /// Sign-in attempts per account (`None`: not limited).
-    pub sign_in_throttle: Option<users::SignInThrottle>,
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Sessions as last read, for at most `Settings::sessions.check_cache_ttl`.
+    pub session_cache: sessions::SessionCache,
+    pub secrets: Arc<dyn SecretGenerator>,
+    pub sign_in_throttle: Option<sessions::SignInThrottle>,
     /// Who wrote recently, to route their reads to the primary.
     pub recent_writes: Arc<dyn RecentWrites>,
     pub hasher: Arc<dyn PasswordHasher>,
@@ -75,6 +80,7 @@ pub struct Settings {
     pub settlement_batch: u64,
     /// The largest market image accepted, in bytes.
     pub max_image_bytes: usize,
+    pub sessions: sessions::SessionSettings,
 }
 
 impl Default for Settings {
@@ -86,6 +92,7 @@ impl Default for Settings {
             idempotency_lease: Duration::from_secs(60),
             settlement_batch: 500,
             max_image_bytes: 5 * 1024 * 1024,
+            sessions: sessions::SessionSettings::default(),
         }
     }
 }

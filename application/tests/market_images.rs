@@ -79,6 +79,9 @@ async fn world() -> World {
             unit_of_work: transactions.clone(),
             idempotency: store.idempotency(),
             jobs: store.jobs(),
+            sessions: store.sessions(),
+            session_cache: application::sessions::SessionCache::new(std::time::Duration::from_millis(500)),
+            secrets: Arc::new(adapter_crypto::RandomSecrets),
             sign_in_throttle: None,
             recent_writes: Arc::new(InProcessRecentWrites::new(std::time::Duration::from_secs(
                 5,

@@ -13,7 +13,10 @@ use application::markets::{
     Precondition,
 };
 use application::positions::{OpenPositionError, PositionOrder};
-use application::users::{LoginError, RegisterError, Registration};
+use application::sessions::{
+    AuthError, Credentials, LoginError, RefreshError, SignInRequest, SignedIn,
+};
+use application::users::{RegisterError, Registration};
 use application::{Deps, Settings, UseCases};
 use chrono::TimeDelta;
 use domain::listing::{FieldSet, MarketField, MarketFilter, MarketListQuery, PositionListQuery};
@@ -133,6 +136,9 @@ fn world() -> World {
             unit_of_work: store.unit_of_work(),
             idempotency: store.idempotency(),
             jobs: store.jobs(),
+            sessions: store.sessions(),
+            session_cache: application::sessions::SessionCache::new(std::time::Duration::from_millis(500)),
+            secrets: Arc::new(adapter_crypto::RandomSecrets),
             sign_in_throttle: None,
             recent_writes: Arc::new(InProcessRecentWrites::new(std::time::Duration::from_secs(
                 5,
@@ -216,17 +222,17 @@ async fn events(world: &World) -> Vec<DomainEvent> {
 async fn a_registered_user_signs_in_and_the_token_names_them() {
     let world = world();
     let actor = signed_up(&world, "Eve@Example.com").await;
-    let signed_in = world
-        .use_cases
-        .login("eve@example.com", "correct horse battery")
+    let signed_in = sign_in(&world, "eve@example.com", "correct horse battery")
         .await
         .expect("signed in");
+    let (access_token, _) = bearer(&signed_in);
     let claims = world
         .use_cases
         .deps()
         .tokens
-        .verify(&signed_in.access_token.token)
+        .verify(&access_token)
         .expect("a valid token");
+    assert_eq!(claims.session_id, signed_in.session.id);
     assert_eq!(claims.actor, actor);
     assert_eq!(
         events(&world).await,
@@ -240,8 +246,68 @@ async fn a_registered_user_signs_in_and_the_token_names_them() {
             .use_cases
             .deps()
             .tokens
-            .verify(&signed_in.access_token.token),
+            .verify(&access_token),
         Err(TokenError::Expired)
+    ));
+}
+
+async fn sign_in(world: &World, email: &str, password: &str) -> Result<SignedIn, LoginError> {
+    world
+        .use_cases
+        .login(SignInRequest {
+            email,
+            password,
+            mode: domain::SessionMode::Bearer,
+            user_agent: Some("tests"),
+        })
+        .await
+}
+
+fn bearer(signed_in: &SignedIn) -> (String, String) {
+    match &signed_in.credentials {
+        Credentials::Bearer {
+            access_token,
+            refresh_token,
+        } => (access_token.token.clone(), refresh_token.clone()),
+        Credentials::Cookie { .. } => panic!("a bearer sign-in"),
+    }
+}
+
+/// Rotation: each refresh token works once; presenting a used one again ends the session, and
+/// with it the access tokens issued to it.
+#[tokio::test]
+async fn a_reused_refresh_token_ends_its_whole_family() {
+    let world = world();
+    signed_up(&world, "rot@example.com").await;
+    let signed_in = sign_in(&world, "rot@example.com", "correct horse battery")
+        .await
+        .expect("signed in");
+    let (_, first) = bearer(&signed_in);
+    let second = world.use_cases.refresh(&first).await.expect("rotates");
+    assert_ne!(second.refresh_token, first);
+    let third = world
+        .use_cases
+        .refresh(&second.refresh_token)
+        .await
+        .expect("rotates again");
+    let access = &third.access_token.token;
+    assert!(world.use_cases.authenticate_bearer(access).await.is_ok());
+
+    assert!(matches!(
+        world.use_cases.refresh(&first).await,
+        Err(RefreshError::Reused)
+    ));
+    assert!(matches!(
+        world.use_cases.refresh(&third.refresh_token).await,
+        Err(RefreshError::SessionRevoked)
+    ));
+    assert!(matches!(
+        world.use_cases.authenticate_bearer(access).await,
+        Err(AuthError::SessionRevoked)
+    ));
+    assert!(matches!(
+        world.use_cases.refresh("not a token").await,
+        Err(RefreshError::Invalid)
     ));
 }
 
@@ -257,10 +323,7 @@ async fn registration_is_unique_by_email_and_sign_in_refuses_wrong_passwords() {
         Err(RegisterError::EmailTaken)
     ));
     assert!(matches!(
-        world
-            .use_cases
-            .login("dup@example.com", "wrong horse")
-            .await,
+        sign_in(&world, "dup@example.com", "wrong horse").await,
         Err(LoginError::InvalidCredentials)
     ));
     assert_eq!(

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use adapter_memory::{InMemoryStore, InProcessRecentWrites};
 use application::caching::{CachedMarketRepository, MarketRenderer};
 use application::markets::MarketList;
-use application::users::{LoginError, RegisterError, Registration};
+use application::sessions::{Credentials, LoginError, SignInRequest};
+use application::users::{RegisterError, Registration};
 use application::{Deps, Settings, UseCases};
 use chrono::{DateTime, Utc};
 use domain::ports::{
@@ -73,6 +74,9 @@ impl Mocks {
                 unit_of_work: store.unit_of_work(),
                 idempotency: store.idempotency(),
                 jobs: store.jobs(),
+                sessions: store.sessions(),
+                session_cache: application::sessions::SessionCache::new(std::time::Duration::from_millis(500)),
+                secrets: Arc::new(adapter_crypto::RandomSecrets),
                 sign_in_throttle: None,
                 recent_writes: Arc::new(InProcessRecentWrites::new(
                     std::time::Duration::from_secs(5),
@@ -140,7 +144,7 @@ async fn an_unknown_email_still_costs_a_password_verification() {
     mocks.tokens.expect_issue().never();
     let result = mocks
         .into_use_cases()
-        .login("nobody@example.com", "whatever1")
+        .login(bearer("nobody@example.com", "whatever1"))
         .await;
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
 }
@@ -157,7 +161,7 @@ async fn a_malformed_email_is_treated_like_an_unknown_one() {
         .returning(|_, _| Ok(false));
     let result = mocks
         .into_use_cases()
-        .login("not an email", "whatever1")
+        .login(bearer("not an email", "whatever1"))
         .await;
     assert!(matches!(result, Err(LoginError::InvalidCredentials)));
 }
@@ -177,7 +181,7 @@ async fn a_disabled_account_is_refused_only_after_the_right_password() {
         mocks.tokens.expect_issue().never();
         let result = mocks
             .into_use_cases()
-            .login("ada@example.com", "whatever1")
+            .login(bearer("ada@example.com", "whatever1"))
             .await;
         if expect_disabled {
             assert!(matches!(result, Err(LoginError::AccountDisabled)));
@@ -192,6 +196,8 @@ async fn a_right_password_issues_a_token_for_the_users_role() {
     let mut mocks = Mocks::new();
     let stored = user(false);
     let id = stored.id;
+    // The session refers to the user: the store behind the transactions must know them.
+    mocks.store.users().insert(&stored).await.expect("stored");
     mocks
         .users
         .expect_find_by_email()
@@ -202,9 +208,9 @@ async fn a_right_password_issues_a_token_for_the_users_role() {
     mocks
         .tokens
         .expect_issue()
-        .withf(move |actor| actor.user_id == id && actor.role == Role::User)
+        .withf(move |actor, _| actor.user_id == id && actor.role == Role::User)
         .times(1)
-        .returning(|_| {
+        .returning(|_, _| {
             Ok(IssuedToken {
                 token: "signed".into(),
                 expires_in_seconds: 900,
@@ -212,8 +218,20 @@ async fn a_right_password_issues_a_token_for_the_users_role() {
         });
     let signed_in = mocks
         .into_use_cases()
-        .login("ada@example.com", "whatever1")
+        .login(bearer("ada@example.com", "whatever1"))
         .await
         .expect("signed in");
-    assert_eq!(signed_in.access_token.token, "signed");
+    match signed_in.credentials {
+        Credentials::Bearer { access_token, .. } => assert_eq!(access_token.token, "signed"),
+        Credentials::Cookie { .. } => panic!("a bearer sign-in"),
+    }
+}
+
+fn bearer<'a>(email: &'a str, password: &'a str) -> SignInRequest<'a> {
+    SignInRequest {
+        email,
+        password,
+        mode: domain::SessionMode::Bearer,
+        user_agent: None,
+    }
 }

@@ -11,7 +11,7 @@ use actix_web::middleware::{Compress, Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use adapter_blobs::LocalBlobStore;
 use adapter_cache::{InProcessCache, RedisCacheConfig, RedisProbe, TieredCache, TieredCacheConfig};
-use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer};
+use adapter_crypto::{Argon2Hasher, HashingConfig, JwtConfig, JwtIssuer, RandomSecrets};
 use adapter_events::{InProcessEventBus, RedisEventBus, RedisEventBusConfig};
 use adapter_http::metrics::Metrics;
 use adapter_http::rate_limit::{RateLimits, RatePolicies, TrustedProxies};
@@ -19,12 +19,13 @@ use adapter_http::rendering::JsonMarketRenderer;
 use adapter_http::request_context::request_context;
 use adapter_http::routes::health::Draining;
 use adapter_http::stream::{MarketStream, StreamSettings};
+use adapter_http::session_cookie::SessionCookie;
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
     ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaJobQueue,
     SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork,
-    SeaUserRepository,
+    SeaSessionRepository, SeaUserRepository,
 };
 use adapter_ratelimit::{
     FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter, RedisRateLimiterConfig,
@@ -34,7 +35,7 @@ use application::events::{EventCounters, Relay, RelaySettings};
 use application::jobs::{QueueLagProbe, Worker, WorkerSettings};
 use application::markets::{CloseEndedMarketsHandler, SettleMarketHandler, ThumbnailHandler};
 use application::notifications::{ResolutionNoticeHandler, WelcomeEmailHandler};
-use application::users::SignInThrottle;
+use application::sessions::{SessionCache, SignInThrottle};
 use application::{Deps, Settings, UseCases};
 use backon::{ExponentialBuilder, Retryable};
 use domain::RetryPolicy;
@@ -284,6 +285,11 @@ pub fn use_cases(
             unit_of_work: Arc::new(SeaUnitOfWork::new(database.clone())),
             idempotency: Arc::new(SeaIdempotencyStore::new(database.clone())),
             jobs: Arc::new(SeaJobQueue::new(database.clone())),
+            sessions: Arc::new(SeaSessionRepository::new(database.clone())),
+            session_cache: SessionCache::new(Duration::from_millis(
+                config.auth.session_check_ttl_ms,
+            )),
+            secrets: Arc::new(RandomSecrets),
             sign_in_throttle,
             recent_writes: Arc::new(InProcessRecentWrites::new(read_your_writes)),
             hasher: Arc::new(hasher),
@@ -299,6 +305,7 @@ pub fn use_cases(
             idempotency_lease: Duration::from_secs(config.http.idempotency_lease_secs),
             settlement_batch: config.jobs.settlement_batch,
             max_image_bytes: config.uploads.max_image_bytes,
+            sessions: config.auth.session_settings(),
         },
     ))
 }
@@ -728,6 +735,12 @@ impl Application {
             metrics,
             draining: Arc::clone(&draining),
             rate_limits: rate_limits(config, limiter)?,
+            session_cookie: SessionCookie {
+                secure: config
+                    .auth
+                    .cookie_secure
+                    .unwrap_or(!config.env.is_local()),
+            },
         });
         let limits = HttpLimits {
             json_body_bytes: config.http.json_limit_bytes,

@@ -73,6 +73,12 @@
 //! | `auth.jwt_issuer` | `APP_AUTH__JWT_ISSUER` | `prediction-markets` | `iss` claim issued and required, 1 to 255 bytes. |
 //! | `auth.jwt_audience` | `APP_AUTH__JWT_AUDIENCE` | `prediction-markets-api` | `aud` claim issued and required, 1 to 255 bytes. |
 //! | `auth.access_token_ttl_secs` | `APP_AUTH__ACCESS_TOKEN_TTL_SECS` | `900` | Access token lifetime, 60 s to 86400 s. |
+//! | `auth.refresh_idle_secs` | `APP_AUTH__REFRESH_IDLE_SECS` | `604800` | A bearer session (its refresh-token family) ends when no refresh happened for this long, 60 s to 31536000 s. |
+//! | `auth.refresh_absolute_secs` | `APP_AUTH__REFRESH_ABSOLUTE_SECS` | `2592000` | A bearer session ends this long after sign-in whatever its use, 60 s to 31536000 s, at least `refresh_idle_secs`. |
+//! | `auth.cookie_idle_secs` | `APP_AUTH__COOKIE_IDLE_SECS` | `1800` | A cookie session ends when unused for this long, 60 s to 31536000 s. |
+//! | `auth.cookie_absolute_secs` | `APP_AUTH__COOKIE_ABSOLUTE_SECS` | `43200` | A cookie session ends this long after sign-in, 60 s to 31536000 s, at least `cookie_idle_secs`. |
+//! | `auth.cookie_secure` | `APP_AUTH__COOKIE_SECURE` | `false` in `local`, `true` otherwise | Session cookies are `Secure` and named `__Host-session` (else plain `session`, for HTTP on a developer machine). |
+//! | `auth.session_check_ttl_ms` | `APP_AUTH__SESSION_CHECK_TTL_MS` | `500` | How long an instance trusts a session it read (a revocation made through another instance takes effect within this), 0 ms to 1000 ms. |
 //! | `auth.hash_concurrency` | `APP_AUTH__HASH_CONCURRENCY` | half the CPUs, at least 1 | Password hashes computed at once, 1 to 1024. Each holds `argon2_memory_kib` of memory while it runs, and the rest of the CPUs keep serving requests during a burst of sign-ins. |
 //! | `auth.argon2_memory_kib` | `APP_AUTH__ARGON2_MEMORY_KIB` | `19456` | Argon2id memory cost, 8 × parallelism to 4194304 KiB. |
 //! | `auth.argon2_iterations` | `APP_AUTH__ARGON2_ITERATIONS` | `2` | Argon2id time cost, 1 to 64. |
@@ -152,6 +158,12 @@ impl AppEnv {
             Self::Test => "test",
             Self::Production => "production",
         }
+    }
+
+    /// Whether this is `local`, a developer machine.
+    #[must_use]
+    pub const fn is_local(self) -> bool {
+        matches!(self, Self::Local)
     }
 
     /// Whether this is `production`.
@@ -645,6 +657,18 @@ pub struct AuthConfig {
     pub jwt_audience: String,
     /// Access token lifetime, default 900 s.
     pub access_token_ttl_secs: u64,
+    /// Bearer sessions: idle timeout (no refresh), default 7 days.
+    pub refresh_idle_secs: u64,
+    /// Bearer sessions: absolute lifetime, default 30 days.
+    pub refresh_absolute_secs: u64,
+    /// Cookie sessions: idle timeout, default 30 minutes.
+    pub cookie_idle_secs: u64,
+    /// Cookie sessions: absolute lifetime, default 12 hours.
+    pub cookie_absolute_secs: u64,
+    /// `Secure` session cookies (`__Host-` prefix); `None` (default) means outside `local`.
+    pub cookie_secure: Option<bool>,
+    /// How long a session read from the database is trusted, default 500 ms (at most 1 s).
+    pub session_check_ttl_ms: u64,
     /// Password hashes computed at once; `None` (default) means half the CPUs, at least one.
     pub hash_concurrency: Option<usize>,
     /// Argon2id memory cost in KiB, default 19456 (19 MiB, OWASP).
@@ -662,6 +686,12 @@ impl Default for AuthConfig {
             jwt_issuer: "prediction-markets".to_owned(),
             jwt_audience: "prediction-markets-api".to_owned(),
             access_token_ttl_secs: 900,
+            refresh_idle_secs: 7 * 24 * 60 * 60,
+            refresh_absolute_secs: 30 * 24 * 60 * 60,
+            cookie_idle_secs: 30 * 60,
+            cookie_absolute_secs: 12 * 60 * 60,
+            cookie_secure: None,
+            session_check_ttl_ms: 500,
             hash_concurrency: None,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
@@ -671,6 +701,22 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
+    /// Session lifetimes and the session-check cache, as the use cases take them.
+    #[must_use]
+    pub fn session_settings(&self) -> application::sessions::SessionSettings {
+        application::sessions::SessionSettings {
+            bearer: domain::SessionLifetime {
+                idle: std::time::Duration::from_secs(self.refresh_idle_secs),
+                absolute: std::time::Duration::from_secs(self.refresh_absolute_secs),
+            },
+            cookie: domain::SessionLifetime {
+                idle: std::time::Duration::from_secs(self.cookie_idle_secs),
+                absolute: std::time::Duration::from_secs(self.cookie_absolute_secs),
+            },
+            check_cache_ttl: std::time::Duration::from_millis(self.session_check_ttl_ms),
+        }
+    }
+
     /// [`AuthConfig::hash_concurrency`], or half the CPUs (at least one) when unset: each hash
     /// holds `argon2_memory_kib` while it runs, and sign-in bursts must not take every core.
     #[must_use]
@@ -1077,6 +1123,20 @@ impl Config {
             auth.access_token_ttl_secs,
             60..=86_400,
         )?;
+        const YEAR: u64 = 365 * 24 * 60 * 60;
+        check_range("auth.refresh_idle_secs", auth.refresh_idle_secs, 60..=YEAR)?;
+        check_range(
+            "auth.refresh_absolute_secs",
+            auth.refresh_absolute_secs,
+            auth.refresh_idle_secs.max(60)..=YEAR,
+        )?;
+        check_range("auth.cookie_idle_secs", auth.cookie_idle_secs, 60..=YEAR)?;
+        check_range(
+            "auth.cookie_absolute_secs",
+            auth.cookie_absolute_secs,
+            auth.cookie_idle_secs.max(60)..=YEAR,
+        )?;
+        check_range("auth.session_check_ttl_ms", auth.session_check_ttl_ms, 0..=1000)?;
         if let Some(concurrency) = auth.hash_concurrency {
             check_range("auth.hash_concurrency", concurrency, 1..=1024)?;
         }

@@ -1,5 +1,6 @@
-//! Access control as pure functions: role-based permissions (RBAC) and attribute-based rules on
-//! markets (ABAC: ownership, whether a market already has positions).
+//! Access control as pure functions, the one policy every use case asks: role-based permissions
+//! (RBAC, the table in [`crate::Role::permissions`]) and attribute-based rules on markets, users,
+//! sessions and jobs (ABAC: ownership, whether a market already has positions).
 
 use crate::id::UserId;
 use crate::market::Market;
@@ -33,6 +34,21 @@ pub enum MarketAction {
     /// Close, resolve or cancel it.
     ChangeStatus,
     /// Remove it.
+    Delete,
+}
+
+/// Something an actor may want to do to a user account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAction {
+    /// See private fields (email, balance).
+    ViewPrivate,
+    /// List and filter all users.
+    List,
+    /// Change one's own name or password.
+    ChangeOwnProfile,
+    /// Change anyone's name, role or disabled flag.
+    Administer,
+    /// Delete the account.
     Delete,
 }
 
@@ -76,6 +92,36 @@ impl Actor {
             }
         };
         if allowed { Ok(()) } else { Err(AccessDenied) }
+    }
+
+    /// ABAC for user accounts: everyone may see their own private fields, change their own
+    /// profile and delete their own account; listing, administering (role, disabled) and acting
+    /// on other accounts take the `admin` permission.
+    ///
+    /// # Errors
+    /// [`AccessDenied`] when none of the rules allows the action.
+    pub fn may_user(&self, action: UserAction, target: UserId) -> Result<(), AccessDenied> {
+        let own = target == self.user_id;
+        let admin = self.role.has(Permission::Admin);
+        let allowed = match action {
+            UserAction::ViewPrivate | UserAction::Delete => own || admin,
+            UserAction::ChangeOwnProfile => own,
+            UserAction::List | UserAction::Administer => admin,
+        };
+        if allowed { Ok(()) } else { Err(AccessDenied) }
+    }
+
+    /// Sessions and jobs belong to the user who started them: only they may see or end them;
+    /// admins may see anyone's jobs (`owner_or_admin`).
+    ///
+    /// # Errors
+    /// [`AccessDenied`] when the actor is not the owner (nor an admin, where admins count).
+    pub fn may_own(&self, owner: UserId, admins_too: bool) -> Result<(), AccessDenied> {
+        if owner == self.user_id || (admins_too && self.role.has(Permission::Admin)) {
+            Ok(())
+        } else {
+            Err(AccessDenied)
+        }
     }
 }
 
@@ -160,6 +206,42 @@ mod tests {
             }
         }
         assert_eq!(cases, 3 * 3 * 2 * 2);
+    }
+
+    #[test]
+    fn user_policy_is_exhaustively_as_specified() {
+        use UserAction::*;
+        let expected = |role: Role, action: UserAction, own: bool| match action {
+            ViewPrivate | Delete => own || role == Role::Admin,
+            ChangeOwnProfile => own,
+            List | Administer => role == Role::Admin,
+        };
+        for role in Role::ALL {
+            for action in [ViewPrivate, List, ChangeOwnProfile, Administer, Delete] {
+                for own in [true, false] {
+                    let me = UserId::from_uuid(Uuid::now_v7());
+                    let target = if own { me } else { UserId::from_uuid(Uuid::now_v7()) };
+                    let actor = Actor { user_id: me, role };
+                    assert_eq!(
+                        actor.may_user(action, target).is_ok(),
+                        expected(role, action, own),
+                        "{role} {action:?} own={own}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn owned_things_are_the_owners_and_maybe_the_admins() {
+        let me = UserId::from_uuid(Uuid::now_v7());
+        let other = UserId::from_uuid(Uuid::now_v7());
+        for role in Role::ALL {
+            let actor = Actor { user_id: me, role };
+            assert!(actor.may_own(me, false).is_ok());
+            assert!(actor.may_own(other, false).is_err(), "{role}");
+            assert_eq!(actor.may_own(other, true).is_ok(), role == Role::Admin);
+        }
     }
 
     #[test]

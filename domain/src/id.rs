@@ -74,6 +74,10 @@ typed_id!(
     /// Identifies a [`crate::job::Job`] of the job queue.
     JobId
 );
+typed_id!(
+    /// Identifies a [`crate::Session`]: one sign-in, and the family of its refresh tokens.
+    SessionId
+);
 
 #[cfg(test)]
 mod tests {

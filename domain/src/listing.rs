@@ -442,6 +442,53 @@ pub struct PositionListQuery {
     pub page: PageRequest,
 }
 
+/// Why an email prefix filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailPrefixError {
+    #[error("must be 1 to {max} characters without spaces")]
+    OutOfRange { max: usize },
+}
+
+/// The start of an email address, lower-cased like [`crate::Email`], to filter users by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailPrefix(String);
+
+impl EmailPrefix {
+    /// # Errors
+    /// [`EmailPrefixError`] when the trimmed text is empty, longer than an email may be, or has
+    /// whitespace or control characters.
+    pub fn parse(text: &str) -> Result<Self, EmailPrefixError> {
+        let text = text.trim().to_lowercase();
+        let max = crate::user::Email::MAX_LEN;
+        if text.is_empty()
+            || text.chars().count() > max
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(EmailPrefixError::OutOfRange { max });
+        }
+        Ok(Self(text))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Conditions a user must meet to be listed; all present conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub role: Option<crate::user::Role>,
+    pub email_prefix: Option<EmailPrefix>,
+}
+
+/// What users to list: always oldest first (ties by id), one page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserListQuery {
+    pub filter: UserFilter,
+    pub page: PageRequest,
+}
+
 /// A market with only the requested fields loaded: `id` always, each other field `Some` when it
 /// was selected.
 /// `outcome`, `image_url` and `thumbnail_url` are nullable, hence the nested `Option`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::ports::{AccessClaims, Clock, IssuedToken, TokenError, TokenIssuer};
-use domain::{Actor, Role, UserId};
+use domain::{Actor, Role, SessionId, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -100,8 +100,13 @@ struct Claims {
     iat: i64,
     /// Expires at, seconds since the epoch.
     exp: i64,
-    /// A random UUID (v4), so that a token can be revoked by id.
+    /// A random UUID (v4), naming this token in logs.
     jti: String,
+    /// The session the token belongs to: revoking the session ends the token (ADR 0014).
+    sid: String,
+    /// Not before, seconds since the epoch. Never issued by us; checked when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
 }
 
 /// The domain's [`TokenIssuer`] over `jsonwebtoken`, HS256 only.
@@ -196,7 +201,7 @@ impl JwtIssuer {
 }
 
 impl TokenIssuer for JwtIssuer {
-    fn issue(&self, actor: &Actor) -> Result<IssuedToken, TokenError> {
+    fn issue(&self, actor: &Actor, session: SessionId) -> Result<IssuedToken, TokenError> {
         let issued_at = self.clock.now().timestamp();
         let expires_at = issued_at
             .checked_add(self.ttl.num_seconds())
@@ -209,6 +214,8 @@ impl TokenIssuer for JwtIssuer {
             iat: issued_at,
             exp: expires_at,
             jti: uuid::Uuid::new_v4().to_string(),
+            sid: session.to_string(),
+            nbf: None,
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
             .map_err(|error| TokenError::Issuing(Box::new(error)))?;
@@ -229,6 +236,7 @@ impl TokenIssuer for JwtIssuer {
             .claims;
         let user_id: UserId = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
         let role = Role::parse(&claims.role).map_err(|_| TokenError::Invalid)?;
+        let session_id: SessionId = claims.sid.parse().map_err(|_| TokenError::Invalid)?;
         let issued_at = DateTime::from_timestamp(claims.iat, 0).ok_or(TokenError::Invalid)?;
         let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(TokenError::Invalid)?;
         if claims.jti.is_empty() || expires_at <= issued_at {
@@ -243,8 +251,15 @@ impl TokenIssuer for JwtIssuer {
         if now >= expires_at + self.leeway {
             return Err(TokenError::Expired);
         }
+        if let Some(not_before) = claims.nbf {
+            let not_before = DateTime::from_timestamp(not_before, 0).ok_or(TokenError::Invalid)?;
+            if now + self.leeway < not_before {
+                return Err(TokenError::NotYetValid);
+            }
+        }
         Ok(AccessClaims {
             actor: Actor { user_id, role },
+            session_id,
             token_id: claims.jti,
             expires_at,
         })
@@ -297,6 +312,10 @@ mod tests {
         }
     }
 
+    fn session() -> SessionId {
+        SessionId::from_uuid(uuid::Uuid::now_v7())
+    }
+
     fn encode_raw<T: Serialize>(algorithm: Algorithm, claims: &T, secret: &str) -> String {
         jsonwebtoken::encode(
             &Header::new(algorithm),
@@ -323,6 +342,10 @@ mod tests {
         exp: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         jti: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sid: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nbf: Option<i64>,
     }
 
     fn complete_claims(now: DateTime<Utc>) -> LooseClaims {
@@ -334,6 +357,8 @@ mod tests {
             iat: Some(now.timestamp()),
             exp: Some(now.timestamp() + 600),
             jti: Some(uuid::Uuid::new_v4().to_string()),
+            sid: Some(uuid::Uuid::now_v7().to_string()),
+            nbf: None,
         }
     }
 
@@ -342,7 +367,7 @@ mod tests {
         let clock = TestClock::new();
         let issuer = issuer_with(&config(), clock.clone());
         let actor = actor();
-        let issued = issuer.issue(&actor).expect("issues");
+        let issued = issuer.issue(&actor, session()).expect("issues");
         assert_eq!(issued.expires_in_seconds, 15 * 60);
         let claims = issuer.verify(&issued.token).expect("verifies");
         assert_eq!(claims.actor, actor);
@@ -358,8 +383,8 @@ mod tests {
     fn every_token_has_its_own_id() {
         let issuer = issuer_with(&config(), TestClock::new());
         let actor = actor();
-        let first = issuer.issue(&actor).expect("issues");
-        let second = issuer.issue(&actor).expect("issues");
+        let first = issuer.issue(&actor, session()).expect("issues");
+        let second = issuer.issue(&actor, session()).expect("issues");
         let id = |token: &str| issuer.verify(token).expect("verifies").token_id;
         assert_ne!(id(&first.token), id(&second.token));
     }
@@ -369,7 +394,7 @@ mod tests {
         let issuer = issuer_with(&config(), TestClock::new());
         for role in Role::ALL {
             let actor = Actor { role, ..actor() };
-            let token = issuer.issue(&actor).expect("issues").token;
+            let token = issuer.issue(&actor, session()).expect("issues").token;
             assert_eq!(issuer.verify(&token).expect("verifies").actor, actor);
         }
     }
@@ -378,7 +403,7 @@ mod tests {
     fn a_token_expires_after_its_ttl_plus_the_leeway() {
         let clock = TestClock::new();
         let issuer = issuer_with(&config().with_ttl(Duration::from_secs(60)), clock.clone());
-        let token = issuer.issue(&actor()).expect("issues").token;
+        let token = issuer.issue(&actor(), session()).expect("issues").token;
         // `iat` was rounded down, so the token ends at most 1 s before `now + ttl`.
         clock.advance(TimeDelta::seconds(60 + 3));
         assert!(issuer.verify(&token).is_ok(), "within the leeway");
@@ -412,7 +437,7 @@ mod tests {
             ),
             clock.clone(),
         );
-        let token = forger.issue(&actor()).expect("issues").token;
+        let token = forger.issue(&actor(), session()).expect("issues").token;
         clock.advance(TimeDelta::days(1));
         let issuer = issuer_with(&config(), clock);
         assert!(matches!(issuer.verify(&token), Err(TokenError::Invalid)));
@@ -427,7 +452,7 @@ mod tests {
             AUDIENCE,
         );
         let token = issuer_with(&other, clock.clone())
-            .issue(&actor())
+            .issue(&actor(), session())
             .expect("issues")
             .token;
         let issuer = issuer_with(&config(), clock);
@@ -442,7 +467,7 @@ mod tests {
             ..config()
         };
         let token = issuer_with(&other, clock.clone())
-            .issue(&actor())
+            .issue(&actor(), session())
             .expect("issues")
             .token;
         let issuer = issuer_with(&config(), clock);
@@ -457,7 +482,7 @@ mod tests {
             ..config()
         };
         let token = issuer_with(&other, clock.clone())
-            .issue(&actor())
+            .issue(&actor(), session())
             .expect("issues")
             .token;
         let issuer = issuer_with(&config(), clock);
@@ -467,7 +492,7 @@ mod tests {
     #[test]
     fn an_unsigned_alg_none_token_is_invalid() {
         let issuer = issuer_with(&config(), TestClock::new());
-        let token = issuer.issue(&actor()).expect("issues").token;
+        let token = issuer.issue(&actor(), session()).expect("issues").token;
         let payload = token.split('.').nth(1).expect("three parts");
         // base64url of {"alg":"none","typ":"JWT"}
         let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
@@ -496,17 +521,23 @@ mod tests {
     fn a_tampered_payload_is_invalid() {
         let issuer = issuer_with(&config(), TestClock::new());
         let user = issuer
-            .issue(&Actor {
-                role: Role::User,
-                ..actor()
-            })
+            .issue(
+                &Actor {
+                    role: Role::User,
+                    ..actor()
+                },
+                session(),
+            )
             .expect("issues")
             .token;
         let admin = issuer
-            .issue(&Actor {
-                role: Role::Admin,
-                ..actor()
-            })
+            .issue(
+                &Actor {
+                    role: Role::Admin,
+                    ..actor()
+                },
+                session(),
+            )
             .expect("issues")
             .token;
         let user_parts: Vec<&str> = user.split('.').collect();
@@ -518,6 +549,28 @@ mod tests {
         flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(flipped).expect("ASCII");
         assert!(matches!(issuer.verify(&flipped), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_beyond_the_leeway() {
+        let clock = TestClock::new();
+        let issuer = issuer_with(&config(), clock.clone());
+        let now = clock.now().timestamp();
+        let mut claims = complete_claims(clock.now());
+        claims.nbf = Some(now + 60);
+        let token = encode_raw(Algorithm::HS256, &claims, SECRET);
+        assert!(matches!(issuer.verify(&token), Err(TokenError::NotYetValid)));
+        claims.nbf = Some(now + 5);
+        let token = encode_raw(Algorithm::HS256, &claims, SECRET);
+        assert!(issuer.verify(&token).is_ok(), "within the leeway");
+    }
+
+    #[test]
+    fn the_session_id_round_trips() {
+        let issuer = issuer_with(&config(), TestClock::new());
+        let session = session();
+        let token = issuer.issue(&actor(), session).expect("issues").token;
+        assert_eq!(issuer.verify(&token).expect("valid").session_id, session);
     }
 
     #[test]
@@ -552,7 +605,7 @@ mod tests {
         let token = encode_raw(Algorithm::HS256, &complete, SECRET);
         assert!(issuer.verify(&token).is_ok(), "the control is valid");
         type Removal = fn(&mut LooseClaims);
-        let without: [(&str, Removal); 7] = [
+        let without: [(&str, Removal); 8] = [
             ("iss", |c| c.iss = None),
             ("aud", |c| c.aud = None),
             ("sub", |c| c.sub = None),
@@ -560,6 +613,7 @@ mod tests {
             ("iat", |c| c.iat = None),
             ("exp", |c| c.exp = None),
             ("jti", |c| c.jti = None),
+            ("sid", |c| c.sid = None),
         ];
         for (name, remove) in without {
             let mut claims = complete.clone();
@@ -592,6 +646,10 @@ mod tests {
             },
             LooseClaims {
                 jti: Some(String::new()),
+                ..complete.clone()
+            },
+            LooseClaims {
+                sid: Some("not-a-session".into()),
                 ..complete.clone()
             },
             LooseClaims {

@@ -16,7 +16,10 @@ use application::markets::{
     ListMarketsError, UploadImageError,
 };
 use application::positions::{ListPositionsError, OpenPositionError};
-use application::users::{CurrentUserError, LoginError, RegisterError, UserProfileError};
+use application::sessions::{AuthError, LoginError, RefreshError, SessionError};
+use application::users::{
+    CurrentUserError, RegisterError, UserListError, UserProfileError, UserUpdateError,
+};
 use domain::access::AccessDenied;
 use domain::market::MarketError;
 use domain::ports::{BoxError, TokenError};
@@ -350,10 +353,109 @@ impl From<TokenError> for ApiError {
     fn from(error: TokenError) -> Self {
         match error {
             TokenError::Expired => Self::unauthorized("token_expired", "the access token expired"),
+            TokenError::NotYetValid => {
+                Self::unauthorized("token_not_yet_valid", "the access token is not valid yet")
+            }
             TokenError::Invalid => {
                 Self::unauthorized("invalid_token", "the access token is invalid")
             }
             TokenError::Issuing(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::InvalidToken => {
+                Self::unauthorized("invalid_token", "the credentials are invalid")
+            }
+            AuthError::TokenExpired => {
+                Self::unauthorized("token_expired", "the access token expired")
+            }
+            AuthError::TokenNotYetValid => {
+                Self::unauthorized("token_not_yet_valid", "the access token is not valid yet")
+            }
+            AuthError::SessionRevoked => {
+                Self::unauthorized("session_revoked", "the session has ended; sign in again")
+            }
+            AuthError::SessionExpired => {
+                Self::unauthorized("session_expired", "the session has expired; sign in again")
+            }
+            AuthError::AccountDisabled => {
+                Self::unauthorized("account_disabled", "this account is disabled")
+            }
+            AuthError::CsrfFailed => Self::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "cookie sessions must send the session's X-CSRF-Token with unsafe methods",
+            ),
+            AuthError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            RefreshError::Invalid => {
+                Self::unauthorized("invalid_refresh_token", "the refresh token is invalid")
+            }
+            RefreshError::Reused => Self::unauthorized(
+                "refresh_token_reused",
+                "the refresh token was used already; the session has been ended",
+            ),
+            RefreshError::SessionRevoked => {
+                Self::unauthorized("session_revoked", "the session has ended; sign in again")
+            }
+            RefreshError::SessionExpired => {
+                Self::unauthorized("session_expired", "the session has expired; sign in again")
+            }
+            RefreshError::AccountDisabled => {
+                Self::unauthorized("account_disabled", "this account is disabled")
+            }
+            RefreshError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::NotFound => Self::not_found("no such session"),
+            SessionError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<UserListError> for ApiError {
+    fn from(error: UserListError) -> Self {
+        match error {
+            UserListError::Forbidden => Self::forbidden(),
+            UserListError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<UserUpdateError> for ApiError {
+    fn from(error: UserUpdateError) -> Self {
+        match error {
+            UserUpdateError::Forbidden => Self::forbidden(),
+            UserUpdateError::NotFound => Self::not_found("no such user"),
+            UserUpdateError::WrongPassword => Self::new(
+                StatusCode::FORBIDDEN,
+                "wrong_password",
+                "the current password is wrong",
+            ),
+            UserUpdateError::OwnAdminRights => {
+                Self::conflict("admins cannot demote, disable or delete themselves")
+            }
+            UserUpdateError::HasHistory(what) => Self::new(
+                StatusCode::CONFLICT,
+                "user_has_history",
+                format!("the account has {what}; disable it instead"),
+            ),
+            UserUpdateError::Unavailable(cause) => cause.into(),
         }
     }
 }

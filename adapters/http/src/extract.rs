@@ -1,13 +1,15 @@
-//! Extractors: the signed-in user, validated JSON bodies, `If-Match`, and the error handlers that
+//! Extractors: the signed-in user (bearer token or session cookie), validated JSON bodies, `If-Match`, and the error handlers that
 //! turn actix's own extraction failures into the envelope.
 
 use std::future::{Ready, ready};
 
+use actix_web::HttpMessage as _;
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use application::markets::Precondition;
+use application::sessions::{Authenticated, CookieCredentials};
 use domain::Actor;
 use futures_util::future::LocalBoxFuture;
 use garde::Validate;
@@ -17,16 +19,32 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::error::{ApiError, FieldError};
 
-/// The signed-in user, from `Authorization: Bearer <access token>`.
+/// The signed-in user, from `Authorization: Bearer <access token>` or the session cookie (with
+/// `X-CSRF-Token` on unsafe methods); both go through [`authenticate`].
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser(pub Actor);
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        let request = request.clone();
+        Box::pin(async move { authenticate(&request).await.map(|auth| Self(auth.actor)) })
+    }
+}
+
+/// The signed-in user and the session the request came with, for the session endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionAuth(pub Authenticated);
+
+impl FromRequest for SessionAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move { authenticate(&request).await.map(Self) })
     }
 }
 
@@ -37,42 +55,98 @@ pub struct MaybeAuthUser(pub Option<Actor>);
 
 impl FromRequest for MaybeAuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        if request.headers().contains_key(header::AUTHORIZATION) {
-            ready(authenticate(request).map(|AuthUser(actor)| Self(Some(actor))))
-        } else {
-            ready(Ok(Self(None)))
-        }
+        let request = request.clone();
+        Box::pin(async move {
+            if presents_credentials(&request) {
+                authenticate(&request)
+                    .await
+                    .map(|auth| Self(Some(auth.actor)))
+            } else {
+                Ok(Self(None))
+            }
+        })
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal("application state is not registered"))?;
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("unauthorized", "sign in to do this"))?;
-    let token = value
+/// The bearer token of `Authorization: Bearer <token>`: `None` without the header, an error
+/// when the header is not of that form.
+///
+/// # Errors
+/// 401 `invalid_token` for any other `Authorization` value.
+pub fn bearer_token(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 4096)
+        .map(Some)
         .ok_or_else(|| {
             ApiError::unauthorized(
                 "invalid_token",
                 "expected the header 'Authorization: Bearer <token>'",
             )
-        })?;
-    let claims = state.use_cases.deps().tokens.verify(token)?;
-    // Every later line of this request's logs names the user.
-    tracing::Span::current().record("user_id", tracing::field::display(claims.actor.user_id));
-    Ok(AuthUser(claims.actor))
+        })
 }
+
+/// Whether the request carries an `Authorization` header or a session cookie.
+fn presents_credentials(request: &HttpRequest) -> bool {
+    request.headers().contains_key(header::AUTHORIZATION)
+        || state(request).is_ok_and(|state| request.cookie(state.session_cookie.name()).is_some())
+}
+
+fn state(request: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state is not registered"))
+}
+
+/// Authenticates the request once (the result is kept in the request's extensions for the other
+/// extractors): a bearer token when `Authorization` is sent, else the session cookie.
+///
+/// # Errors
+/// 401 with the reason's code (see [`application::sessions::AuthError`]); 401 `unauthorized`
+/// without credentials; 403 `csrf_failed`.
+pub async fn authenticate(request: &HttpRequest) -> Result<Authenticated, ApiError> {
+    if let Some(done) = request.extensions().get::<Authenticated>() {
+        return Ok(*done);
+    }
+    let state = state(request)?;
+    let use_cases = &state.use_cases;
+    let authenticated = if let Some(token) = bearer_token(request)? {
+        use_cases.authenticate_bearer(token).await?
+    } else if let Some(cookie) = request.cookie(state.session_cookie.name()) {
+        let csrf_token = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok());
+        use_cases
+            .authenticate_cookie(CookieCredentials {
+                secret: cookie.value(),
+                csrf_token,
+                unsafe_method: !request.method().is_safe(),
+            })
+            .await?
+    } else {
+        return Err(ApiError::unauthorized("unauthorized", "sign in to do this"));
+    };
+    // Every later line of this request's logs names the user.
+    tracing::Span::current().record(
+        "user_id",
+        tracing::field::display(authenticated.actor.user_id),
+    );
+    request.extensions_mut().insert(authenticated);
+    Ok(authenticated)
+}
+
+/// The header cookie-mode clients echo the session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// A JSON body that deserialised and passed its `garde` rules, with a digest of its content for
 /// idempotency fingerprints.

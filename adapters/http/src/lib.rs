@@ -16,6 +16,7 @@ pub mod rendering;
 pub mod request_context;
 pub mod routes;
 pub mod security;
+pub mod session_cookie;
 pub mod stream;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub draining: Arc<routes::health::Draining>,
     /// Limits on `/api/v1` ([`rate_limit`]); `None` turns rate limiting off.
     pub rate_limits: Option<rate_limit::RateLimits>,
+    /// How cookie-mode sessions are written.
+    pub session_cookie: session_cookie::SessionCookie,
 }
 
 /// Limits the adapter enforces itself.
@@ -104,14 +107,46 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
                     [web::post().to(routes::auth::login)],
                 ))
                 .service(resource(
-                    "/users/me",
+                    "/auth/refresh",
+                    "POST",
+                    [web::post().to(routes::auth::refresh)],
+                ))
+                .service(resource(
+                    "/auth/logout",
+                    "POST",
+                    [web::post().to(routes::auth::logout)],
+                ))
+                .service(resource(
+                    "/auth/sessions",
                     "GET",
-                    [web::get().to(routes::users::me)],
+                    [web::get().to(routes::auth::list_sessions)],
+                ))
+                .service(resource(
+                    "/auth/sessions/{id}",
+                    "DELETE",
+                    [web::delete().to(routes::auth::revoke_session)],
+                ))
+                .service(resource(
+                    "/users",
+                    "GET",
+                    [web::get().to(routes::users::list_users)],
+                ))
+                .service(resource(
+                    "/users/me",
+                    "GET, PATCH",
+                    [
+                        web::get().to(routes::users::me),
+                        web::patch().to(routes::users::update_me),
+                    ],
                 ))
                 .service(resource(
                     "/users/{id}",
-                    "GET",
-                    [web::get().to(routes::users::get_user)],
+                    "GET, PATCH, DELETE",
+                    [
+                        web::get().to(routes::users::get_user),
+                        web::patch().to(routes::users::update_user),
+                        web::delete().to(routes::users::delete_user),
+                    ],
                 ))
                 .service(resource(
                     "/users/{id}/positions",

@@ -1,8 +1,11 @@
 //! The OpenAPI 3.1 document: every route, every status it returns, and the error schema.
 
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
+use crate::session_cookie::SessionCookie;
 use crate::{dto, envelope, error, metrics, routes, stream};
 
 #[derive(OpenApi)]
@@ -17,8 +20,16 @@ use crate::{dto, envelope, error, metrics, routes, stream};
         metrics::scrape,
         routes::auth::register,
         routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::list_sessions,
+        routes::auth::revoke_session,
+        routes::users::list_users,
         routes::users::me,
+        routes::users::update_me,
         routes::users::get_user,
+        routes::users::update_user,
+        routes::users::delete_user,
         routes::markets::list_markets,
         routes::markets::create_market,
         routes::markets::get_market,
@@ -36,10 +47,10 @@ use crate::{dto, envelope, error, metrics, routes, stream};
         routes::jobs::get_job,
         routes::jobs::retry_job,
     ),
-    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse, dto::positions::PositionResponse, dto::jobs::JobResponse)),
-    modifiers(&BearerAuth, &InternalErrors, &RateLimited, &RequestHeaders),
+    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse, dto::users::SessionResponse, dto::positions::PositionResponse, dto::jobs::JobResponse)),
+    modifiers(&Authentication, &InternalErrors, &RateLimited, &RequestHeaders),
     tags(
-        (name = "auth", description = "Registration and sign-in"),
+        (name = "auth", description = "Registration, sign-in (bearer tokens or a session cookie), refresh, logout and sessions"),
         (name = "users", description = "Users"),
         (name = "markets", description = "Prediction markets"),
         (name = "positions", description = "Stakes on markets"),
@@ -49,16 +60,30 @@ use crate::{dto, envelope, error, metrics, routes, stream};
 )]
 struct ApiDoc;
 
-struct BearerAuth;
+/// The two ways to sign a request in: a bearer access token, or the session cookie of a
+/// cookie-mode sign-in (with `X-CSRF-Token` on unsafe methods). Every operation that takes the
+/// bearer token takes the cookie too, as the one `AuthUser` extractor does.
+struct Authentication;
 
-impl Modify for BearerAuth {
+impl Modify for Authentication {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.bearer_format = Some("JWT".to_owned());
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SessionCookie::HOST_NAME,
+                "The session cookie of `POST /api/v1/auth/login` with `\"mode\": \"cookie\"` \
+                 (`session` without TLS). Unsafe methods also need `X-CSRF-Token`.",
+            ))),
+        );
+        for operation in operations(openapi, "") {
+            if let Some(security) = operation.security.as_mut().filter(|s| !s.is_empty()) {
+                security.push(SecurityRequirement::new("cookie", Vec::<String>::new()));
+            }
+        }
     }
 }
 

@@ -24,13 +24,14 @@ use std::time::Duration;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
 use domain::ports::{Quota, RateDecision, RateLimiter};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::bearer_token;
 
 /// `RateLimit-Limit`: the quota's limit.
 pub static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -91,7 +92,11 @@ impl RateLimits {
                 return (format!("{group}:{client}"), quota);
             }
         }
-        match bearer_token(request.headers())
+        // The token's signature is enough to pick the quota (the session is checked later, by the
+        // handler's extractor). Cookie sessions count per client IP.
+        match bearer_token(request.request())
+            .ok()
+            .flatten()
             .map(|token| state.use_cases.deps().tokens.verify(token))
         {
             Some(Ok(claims)) => (format!("user:{}", claims.actor.user_id), policies.user),
@@ -106,17 +111,6 @@ fn is_upload(path: &str) -> bool {
     path.strip_prefix("/api/v1/markets/")
         .and_then(|rest| rest.strip_suffix("/image"))
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
-}
-
-/// The token of `Authorization: Bearer <token>`, parsed as the `AuthUser` extractor does.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|token| !token.is_empty() && token.len() <= 4096)
 }
 
 /// An IP address or a CIDR block.

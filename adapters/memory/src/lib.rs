@@ -1,6 +1,6 @@
 //! In-process adapters for every port of the domain: one in-memory store with transactions, clocks, id generators and health probes.
 //!
-//! [`InMemoryStore`] holds users, markets, positions, the outbox, idempotency records and jobs in one
+//! [`InMemoryStore`] holds users, sessions, markets, positions, the outbox, idempotency records and jobs in one
 //! shared state and hands out a repository per port plus an [`InMemoryUnitOfWork`]. They honour
 //! the port contracts exactly as the SQL adapters do (the same contract suites run against
 //! both), so use cases can be tested in microseconds and the composition root can swap them for
@@ -23,6 +23,7 @@ mod positions;
 mod probe;
 mod recent_writes;
 mod relay_cursors;
+mod sessions;
 mod store;
 mod transaction;
 mod users;
@@ -38,6 +39,7 @@ pub use positions::InMemoryPositionRepository;
 pub use probe::StaticProbe;
 pub use recent_writes::InProcessRecentWrites;
 pub use relay_cursors::InMemoryRelayCursors;
+pub use sessions::InMemorySessionRepository;
 pub use store::InMemoryStore;
 pub use transaction::InMemoryUnitOfWork;
 pub use users::InMemoryUserRepository;

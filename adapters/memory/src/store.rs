@@ -38,6 +38,7 @@ use crate::jobs::{InMemoryJobQueue, Jobs};
 use crate::markets::InMemoryMarketRepository;
 use crate::outbox::InMemoryOutbox;
 use crate::positions::InMemoryPositionRepository;
+use crate::sessions::{InMemorySessionRepository, Sessions};
 use crate::transaction::InMemoryUnitOfWork;
 use crate::users::{InMemoryUserRepository, Users};
 
@@ -53,6 +54,7 @@ pub(crate) struct State {
     pub(crate) last_sequence: i64,
     pub(crate) idempotency: Arc<HashMap<IdempotencyScope, IdempotencyRecord>>,
     pub(crate) jobs: Arc<Jobs>,
+    pub(crate) sessions: Arc<Sessions>,
 }
 
 /// What every repository of one store shares: the committed state, the writer turn and the
@@ -176,6 +178,7 @@ pub struct InMemoryStore {
     outbox: Arc<InMemoryOutbox>,
     idempotency: Arc<InMemoryIdempotencyStore>,
     jobs: Arc<InMemoryJobQueue>,
+    sessions: Arc<InMemorySessionRepository>,
     unit_of_work: Arc<InMemoryUnitOfWork>,
 }
 
@@ -195,7 +198,8 @@ impl InMemoryStore {
             positions: Arc::new(InMemoryPositionRepository::in_scope(scope.clone())),
             outbox: Arc::new(InMemoryOutbox::in_scope(scope.clone())),
             idempotency: Arc::new(InMemoryIdempotencyStore::in_scope(scope.clone())),
-            jobs: Arc::new(InMemoryJobQueue::in_scope(scope)),
+            jobs: Arc::new(InMemoryJobQueue::in_scope(scope.clone())),
+            sessions: Arc::new(InMemorySessionRepository::in_scope(scope)),
             unit_of_work: Arc::new(InMemoryUnitOfWork::new(Arc::clone(&shared))),
             shared,
         }
@@ -235,6 +239,12 @@ impl InMemoryStore {
     #[must_use]
     pub fn jobs(&self) -> Arc<InMemoryJobQueue> {
         Arc::clone(&self.jobs)
+    }
+
+    /// The sessions, outside any transaction.
+    #[must_use]
+    pub fn sessions(&self) -> Arc<InMemorySessionRepository> {
+        Arc::clone(&self.sessions)
     }
 
     /// Begins transactions over this store.

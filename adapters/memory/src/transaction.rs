@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use domain::ports::{
     IdempotencyStore, JobQueue, MarketRepository, Outbox, PositionRepository, RepositoryError,
-    Transaction, UnitOfWork, UserRepository,
+    SessionRepository, Transaction, UnitOfWork, UserRepository,
 };
 use domain::{Market, MarketId, User, UserId};
 use tokio::sync::OwnedMutexGuard;
@@ -16,6 +16,7 @@ use crate::jobs::InMemoryJobQueue;
 use crate::markets::InMemoryMarketRepository;
 use crate::outbox::InMemoryOutbox;
 use crate::positions::InMemoryPositionRepository;
+use crate::sessions::InMemorySessionRepository;
 use crate::store::{Scope, Shared, Working, WorkingCopy, append};
 use crate::users::InMemoryUserRepository;
 
@@ -61,7 +62,8 @@ impl UnitOfWork for InMemoryUnitOfWork {
             positions: InMemoryPositionRepository::in_scope(scope.clone()),
             outbox: InMemoryOutbox::in_scope(scope.clone()),
             idempotency: InMemoryIdempotencyStore::in_scope(scope.clone()),
-            jobs: InMemoryJobQueue::in_scope(scope),
+            jobs: InMemoryJobQueue::in_scope(scope.clone()),
+            sessions: InMemorySessionRepository::in_scope(scope),
             working,
             _turn: turn,
         }))
@@ -77,6 +79,7 @@ struct InMemoryTransaction {
     outbox: InMemoryOutbox,
     idempotency: InMemoryIdempotencyStore,
     jobs: InMemoryJobQueue,
+    sessions: InMemorySessionRepository,
     working: Arc<Working>,
     /// Held until the transaction is committed or dropped (declared last: dropped last).
     _turn: OwnedMutexGuard<()>,
@@ -106,6 +109,10 @@ impl Transaction for InMemoryTransaction {
 
     fn jobs(&self) -> &dyn JobQueue {
         &self.jobs
+    }
+
+    fn sessions(&self) -> &dyn SessionRepository {
+        &self.sessions
     }
 
     async fn lock_user(&self, id: UserId) -> Result<Option<User>, RepositoryError> {

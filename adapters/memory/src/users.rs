@@ -4,10 +4,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use domain::listing::{Page, UserListQuery};
 use domain::ports::{RepositoryError, UserRepository};
 use domain::{Email, User, UserId};
 
 use crate::failure::OutageSwitch;
+use crate::paging::window;
 use crate::store::{Scope, State};
 
 /// The users table and its unique index on email.
@@ -151,6 +153,47 @@ impl UserRepository for InMemoryUserRepository {
                 users.ids_by_email.insert(user.email.clone(), user.id);
             }
             users.by_id.insert(user.id, user.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, query: &UserListQuery) -> Result<Page<User>, RepositoryError> {
+        let filter = &query.filter;
+        let mut matching = self.read(|users| {
+            users
+                .by_id
+                .values()
+                .filter(|user| filter.role.is_none_or(|role| user.role == role))
+                .filter(|user| {
+                    filter
+                        .email_prefix
+                        .as_ref()
+                        .is_none_or(|prefix| user.email.as_str().starts_with(prefix.as_str()))
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        })?;
+        matching.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        Ok(window(matching, query.page))
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), RepositoryError> {
+        self.write(|state| {
+            if !state.users.by_id.contains_key(&id) {
+                return Err(RepositoryError::NotFound);
+            }
+            if state.markets.values().any(|market| market.creator_id == id) {
+                return Err(RepositoryError::Conflict("markets"));
+            }
+            if state.positions.values().any(|position| position.user_id == id) {
+                return Err(RepositoryError::Conflict("positions"));
+            }
+            let users = Arc::make_mut(&mut state.users);
+            if let Some(user) = users.by_id.remove(&id) {
+                users.ids_by_email.remove(&user.email);
+            }
+            Arc::make_mut(&mut state.sessions).delete_user(id);
             Ok(())
         })
         .await

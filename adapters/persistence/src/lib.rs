@@ -17,6 +17,7 @@ mod migrations;
 mod outbox;
 mod position_repository;
 mod relay_cursors;
+mod session_repository;
 mod unit_of_work;
 mod user_repository;
 
@@ -30,5 +31,6 @@ pub use migrations::{MigrateError, MigrationStatus, migrate_up, migration_status
 pub use outbox::SeaOutbox;
 pub use position_repository::SeaPositionRepository;
 pub use relay_cursors::SeaRelayCursors;
+pub use session_repository::SeaSessionRepository;
 pub use unit_of_work::SeaUnitOfWork;
 pub use user_repository::SeaUserRepository;

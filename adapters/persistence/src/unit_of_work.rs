@@ -5,15 +5,15 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::listing::PageRequest;
-use domain::listing::{MarketListQuery, MarketProjection, Page, PositionListQuery};
+use domain::listing::{MarketListQuery, MarketProjection, Page, PositionListQuery, UserListQuery};
 use domain::ports::{
     Claim, ClaimRequest, Enqueued, IdempotencyScope, IdempotencyStore, JobQueue, MarketRepository,
-    Outbox, PositionRepository, RepositoryError, StoredEvent, StoredResponse, Transaction,
-    UnitOfWork, UserRepository,
+    Outbox, PositionRepository, RepositoryError, SessionRepository, StoredEvent, StoredResponse,
+    Transaction, UnitOfWork, UserRepository,
 };
 use domain::{
     Amount, Email, Job, JobId, JobKind, JobState, Market, MarketId, NewJob, Position, PositionId,
-    RecordedEvent, User, UserId,
+    RecordedEvent, RefreshToken, RevokeReason, SecretDigest, Session, SessionId, User, UserId,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
@@ -25,7 +25,7 @@ use crate::entity::{markets, outbox_events, users};
 use crate::error::unavailable;
 use crate::{
     idempotency_store, job_queue, mapper, market_repository, outbox, position_repository,
-    user_repository,
+    session_repository, user_repository,
 };
 
 /// Begins transactions on the primary.
@@ -168,6 +168,10 @@ impl Transaction for SeaTransaction {
         &self.bound
     }
 
+    fn sessions(&self) -> &dyn SessionRepository {
+        &self.bound
+    }
+
     async fn lock_user(&self, id: UserId) -> Result<Option<User>, RepositoryError> {
         let mut select = users::Entity::find_by_id(id.as_uuid());
         if self.bound.is_postgres() {
@@ -229,6 +233,88 @@ impl UserRepository for Bound {
     async fn update(&self, user: &User) -> Result<(), RepositoryError> {
         self.guarded(async |connection| user_repository::update(connection, user).await)
             .await
+    }
+
+    async fn list(&self, query: &UserListQuery) -> Result<Page<User>, RepositoryError> {
+        user_repository::list(&self.transaction, query).await
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| user_repository::delete(connection, id).await)
+            .await
+    }
+}
+
+#[async_trait]
+impl SessionRepository for Bound {
+    async fn insert(&self, session: &Session) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| session_repository::insert(connection, session).await)
+            .await
+    }
+
+    async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
+        session_repository::find(&self.transaction, id).await
+    }
+
+    async fn find_by_secret(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<Session>, RepositoryError> {
+        session_repository::find_by_secret(&self.transaction, digest).await
+    }
+
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Session>, RepositoryError> {
+        session_repository::list_active(&self.transaction, user, now, limit).await
+    }
+
+    async fn touch(&self, session: &Session) -> Result<bool, RepositoryError> {
+        session_repository::touch(&self.transaction, session).await
+    }
+
+    async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        session_repository::revoke(&self.transaction, id, reason, now).await
+    }
+
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        session_repository::revoke_all(&self.transaction, user, keep, reason, now).await
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), RepositoryError> {
+        self.guarded(async |connection| {
+            session_repository::insert_refresh_token(connection, token).await
+        })
+        .await
+    }
+
+    async fn find_refresh_token(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<RefreshToken>, RepositoryError> {
+        session_repository::find_refresh_token(&self.transaction, digest).await
+    }
+
+    async fn use_refresh_token(
+        &self,
+        digest: &SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        session_repository::use_refresh_token(&self.transaction, digest, now).await
     }
 }
 

@@ -1,15 +1,21 @@
 //! `SeaUserRepository`: the `UserRepository` port over the `users` table.
 
 use async_trait::async_trait;
+use domain::listing::{Page, UserFilter, UserListQuery};
 use domain::ports::{MAX_BATCH, RepositoryError, UserRepository};
 use domain::{Email, User, UserId};
 use sea_orm::ActiveValue::NotSet;
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
+};
 
 use crate::database::Database;
 use crate::entity::users::{self, Column};
+use crate::entity::{markets, positions};
 use crate::error::unavailable;
+use crate::listing::{self, TOTAL, total_from_page, window};
 use crate::mapper::user::{to_active_model, to_domain};
 
 /// Users in PostgreSQL or SQLite. Every read stays on the primary: sign-in right after registration
@@ -48,6 +54,103 @@ impl UserRepository for SeaUserRepository {
 
     async fn update(&self, user: &User) -> Result<(), RepositoryError> {
         update(self.database.writer(), user).await
+    }
+
+    async fn list(&self, query: &UserListQuery) -> Result<Page<User>, RepositoryError> {
+        list(self.database.writer(), query).await
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), RepositoryError> {
+        delete(self.database.writer(), id).await
+    }
+}
+
+/// One page of the matching users, oldest first then by id, read on `connection`.
+pub(crate) async fn list<C: ConnectionTrait>(
+    connection: &C,
+    query: &UserListQuery,
+) -> Result<Page<User>, RepositoryError> {
+    let select = users::Entity::find()
+        .filter(condition(&query.filter))
+        .order_by(Column::CreatedAt, Order::Asc)
+        .order_by(Column::Id, Order::Asc);
+    let rows = window(select, query.page)
+        .all(connection)
+        .await
+        .map_err(unavailable)?;
+    let items = rows
+        .into_iter()
+        .map(to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = match total_from_page(query.page, items.len()) {
+        Some(total) => total,
+        None => listing::count(connection, &count(&query.filter)).await?,
+    };
+    Ok(Page {
+        items,
+        total,
+        request: query.page,
+    })
+}
+
+fn count(filter: &UserFilter) -> SelectStatement {
+    users::Entity::find()
+        .select_only()
+        .column_as(Expr::col((users::Entity, Column::Id)).count(), TOTAL)
+        .filter(condition(filter))
+        .into_query()
+}
+
+/// Every present condition of `filter`, joined with AND. The email prefix is matched with `LIKE`,
+/// its `%`, `_` and `\` escaped so that they match themselves.
+fn condition(filter: &UserFilter) -> Condition {
+    Condition::all()
+        .add_option(filter.role.map(|role| Column::Role.eq(role.as_str())))
+        .add_option(filter.email_prefix.as_ref().map(|prefix| {
+            let escaped = prefix
+                .as_str()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            Expr::col(Column::Email).like(LikeExpr::new(format!("{escaped}%")).escape('\\'))
+        }))
+}
+
+/// Deletes a user on `connection` (their sessions go with them, `ON DELETE CASCADE`), unless
+/// markets or positions refer to them. Checked first so that both databases name the reason
+/// (SQLite's foreign-key message names no table); a reference added concurrently still fails the
+/// delete through the foreign key.
+pub(crate) async fn delete<C: ConnectionTrait>(
+    connection: &C,
+    id: UserId,
+) -> Result<(), RepositoryError> {
+    let owns_markets = markets::Entity::find()
+        .filter(markets::Column::CreatorId.eq(id.as_uuid()))
+        .count(connection)
+        .await
+        .map_err(unavailable)?;
+    if owns_markets > 0 {
+        return Err(RepositoryError::Conflict("markets"));
+    }
+    let holds_positions = positions::Entity::find()
+        .filter(positions::Column::UserId.eq(id.as_uuid()))
+        .count(connection)
+        .await
+        .map_err(unavailable)?;
+    if holds_positions > 0 {
+        return Err(RepositoryError::Conflict("positions"));
+    }
+    let result = users::Entity::delete_by_id(id.as_uuid())
+        .exec(connection)
+        .await
+        .map_err(|error| match error.sql_err() {
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => RepositoryError::Conflict("markets"),
+            _ => unavailable(error),
+        })?;
+    if result.rows_affected > 0 {
+        Ok(())
+    } else {
+        Err(RepositoryError::NotFound)
     }
 }
 

@@ -11,6 +11,7 @@ mod mail;
 mod rate_limit;
 mod repository;
 mod security;
+mod sessions;
 mod system;
 mod unit_of_work;
 
@@ -21,7 +22,11 @@ pub use jobs::{Enqueued, JobQueue};
 pub use mail::{Email, InvalidEmail, MailError, Mailer};
 pub use rate_limit::{InvalidQuota, Quota, RateDecision, RateLimitError, RateLimiter};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
-pub use security::{AccessClaims, HashError, IssuedToken, PasswordHasher, TokenError, TokenIssuer};
+pub use security::{
+    AccessClaims, HashError, IssuedToken, NewSecret, PasswordHasher, SecretGenerator, TokenError,
+    TokenIssuer,
+};
+pub use sessions::SessionRepository;
 pub use system::{Clock, HealthProbe, IdGenerator, ProbeError, RecentWrites};
 pub use unit_of_work::{
     Claim, ClaimRequest, IdempotencyScope, IdempotencyStore, Outbox, PositionRepository,
@@ -41,7 +46,9 @@ pub use rate_limit::MockRateLimiter;
 #[cfg(feature = "mocks")]
 pub use repository::{MockMarketRepository, MockUserRepository};
 #[cfg(feature = "mocks")]
-pub use security::{MockPasswordHasher, MockTokenIssuer};
+pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenIssuer};
+#[cfg(feature = "mocks")]
+pub use sessions::MockSessionRepository;
 #[cfg(feature = "mocks")]
 pub use system::{MockClock, MockIdGenerator, MockRecentWrites};
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::BoxError;
 use crate::id::{MarketId, UserId};
-use crate::listing::{MarketListQuery, MarketProjection, Page};
+use crate::listing::{MarketListQuery, MarketProjection, Page, UserListQuery};
 use crate::market::Market;
 use crate::user::{Email, User};
 
@@ -71,6 +71,22 @@ pub trait UserRepository: Send + Sync {
     /// - [`RepositoryError::Conflict`]`("email")` when the new email belongs to another user;
     /// - [`RepositoryError::Unavailable`] when the store fails.
     async fn update(&self, user: &User) -> Result<(), RepositoryError>;
+
+    /// One page of the users matching `query.filter`, oldest first (ties by id), and the total
+    /// number of matches.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn list(&self, query: &UserListQuery) -> Result<Page<User>, RepositoryError>;
+
+    /// Deletes the user and their sessions.
+    ///
+    /// # Errors
+    /// - [`RepositoryError::NotFound`] when no user has this id;
+    /// - [`RepositoryError::Conflict`]`("markets")` or `("positions")` when markets or positions
+    ///   refer to the user (history is kept: disable the account instead);
+    /// - [`RepositoryError::Unavailable`] when the store fails.
+    async fn delete(&self, id: UserId) -> Result<(), RepositoryError>;
 }
 
 /// The most ids a `find_many` accepts (one list page at the most, with room to spare).

@@ -1,10 +1,12 @@
-//! Security ports: password hashing and access tokens.
+//! Security ports: password hashing, access tokens and opaque secrets.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::BoxError;
 use crate::access::Actor;
+use crate::id::SessionId;
+use crate::session::SecretDigest;
 use crate::user::{Password, PasswordHash};
 
 /// The hasher itself failed (not a wrong password: that is `Ok(false)`).
@@ -47,7 +49,11 @@ pub struct IssuedToken {
 /// What a valid access token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessClaims {
+    /// The user and the role they had when the token was issued (the session check reads the
+    /// current role).
     pub actor: Actor,
+    /// The session the token belongs to (`sid`).
+    pub session_id: SessionId,
     pub token_id: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -58,6 +64,9 @@ pub enum TokenError {
     /// Well-formed and correctly signed, but past its expiry.
     #[error("token expired")]
     Expired,
+    /// Well-formed and correctly signed, but its `nbf` (not before) is still in the future.
+    #[error("token not valid yet")]
+    NotYetValid,
     /// Anything else wrong with a presented token: syntax, signature, algorithm, issuer,
     /// audience, missing or malformed claims.
     #[error("invalid token")]
@@ -70,17 +79,45 @@ pub enum TokenError {
 /// Issues and verifies signed, short-lived access tokens.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait TokenIssuer: Send + Sync {
-    /// A token for `actor`.
+    /// A token for `actor` in `session`.
     ///
     /// # Errors
     /// [`TokenError::Issuing`] when signing fails.
-    fn issue(&self, actor: &Actor) -> Result<IssuedToken, TokenError>;
+    fn issue(&self, actor: &Actor, session: SessionId) -> Result<IssuedToken, TokenError>;
 
-    /// Checks signature, algorithm, issuer, audience, expiry and claims.
+    /// Checks signature, algorithm, issuer, audience, expiry, not-before and claims. It does not
+    /// know about sessions: the caller checks that the session is still active.
     ///
     /// # Errors
-    /// [`TokenError::Expired`] or [`TokenError::Invalid`].
+    /// [`TokenError::Expired`], [`TokenError::NotYetValid`] or [`TokenError::Invalid`].
     fn verify(&self, token: &str) -> Result<AccessClaims, TokenError>;
+}
+
+/// A new opaque secret: the text handed to the client once, and the digest that is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewSecret {
+    pub secret: String,
+    pub digest: SecretDigest,
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes opaque secrets (refresh tokens, session cookies, CSRF tokens) and digests presented ones.
+/// Implementations MUST draw at least 256 bits from a cryptographically secure generator and
+/// MUST digest with a function the stored digests can be compared with exactly (SHA-256).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait SecretGenerator: Send + Sync {
+    /// A fresh secret and its digest.
+    fn generate(&self) -> NewSecret;
+
+    /// The digest of a presented secret, to look it up.
+    fn digest(&self, presented: &str) -> SecretDigest;
 }
 
 impl std::fmt::Debug for dyn PasswordHasher {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::jobs::JobQueue;
 use super::repository::{MarketRepository, RepositoryError, UserRepository};
+use super::sessions::SessionRepository;
 use crate::event::RecordedEvent;
 use crate::id::{MarketId, PositionId, UserId};
 use crate::listing::{Page, PositionListQuery};
@@ -39,6 +40,7 @@ pub trait Transaction: Send + Sync {
     /// The job queue inside this transaction: a job enqueued here exists exactly when the
     /// transaction commits (with the change that asked for it), and not at all otherwise.
     fn jobs(&self) -> &dyn JobQueue;
+    fn sessions(&self) -> &dyn SessionRepository;
 
     /// Reads a user and holds it until the end of the transaction: no other transaction can
     /// change it meanwhile.

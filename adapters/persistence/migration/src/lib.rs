@@ -9,6 +9,7 @@ mod m20261122_000003_create_positions_outbox_idempotency;
 mod m20261122_000004_create_relay_cursors;
 mod m20261122_000005_create_jobs;
 mod m20261122_000006_add_position_payouts;
+mod m20261122_000007_create_sessions;
 
 /// Every migration of the service, oldest first. Names come from the file names.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_relay_cursors::Migration),
             Box::new(m20261122_000005_create_jobs::Migration),
             Box::new(m20261122_000006_add_position_payouts::Migration),
+            Box::new(m20261122_000007_create_sessions::Migration),
         ]
     }
 }

@@ -5,5 +5,7 @@ pub mod jobs;
 pub mod markets;
 pub mod outbox_events;
 pub mod positions;
+pub mod refresh_tokens;
 pub mod relay_cursors;
+pub mod sessions;
 pub mod users;

@@ -3,6 +3,7 @@
 pub(crate) mod job;
 pub(crate) mod market;
 pub(crate) mod position;
+pub(crate) mod session;
 pub(crate) mod user;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -1,18 +1,45 @@
-//! Login: check an email and password and issue an access token.
+//! Signing in: check an email and password, start a session, and hand out its credentials.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use domain::ports::{IssuedToken, Quota, RateLimiter};
-use domain::{Actor, Email, Password, User};
+use domain::{Actor, Email, Password, RefreshToken, Session, SessionId, SessionMode, User};
 
 use crate::{Unavailable, UseCases};
+
+/// What a client asks for when it signs in.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInRequest<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub mode: SessionMode,
+    /// The client's `User-Agent`, kept to tell sessions apart in the list.
+    pub user_agent: Option<&'a str>,
+}
+
+/// The secrets of a new session, shown to the client once and stored only as digests.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Bearer {
+        access_token: IssuedToken,
+        refresh_token: String,
+    },
+    Cookie {
+        /// The cookie's value.
+        secret: String,
+        /// Echoed in `X-CSRF-Token` by every unsafe request of the session.
+        csrf_token: String,
+    },
+}
 
 /// A successful sign-in.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub user: User,
-    pub access_token: IssuedToken,
+    pub session: Session,
+    pub credentials: Credentials,
 }
 
 /// How many sign-in attempts one account gets, counted per email address whether it exists or
@@ -41,15 +68,23 @@ pub enum LoginError {
 }
 
 impl UseCases {
-    /// Verifies the credentials and issues an access token.
+    /// Verifies the credentials and starts a session: a bearer access token and a refresh token
+    /// (a new family), or a cookie secret and a CSRF token.
     ///
     /// An unknown or malformed email costs the same password verification as a known one (against
     /// a dummy hash), so that neither the answer nor its timing tells which accounts exist.
     ///
     /// # Errors
-    /// [`LoginError::InvalidCredentials`], [`LoginError::AccountDisabled`] (only after the right
-    /// password), or [`LoginError::Unavailable`].
-    pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn, LoginError> {
+    /// [`LoginError::Throttled`], [`LoginError::InvalidCredentials`],
+    /// [`LoginError::AccountDisabled`] (only after the right password), or
+    /// [`LoginError::Unavailable`].
+    pub async fn login(&self, request: SignInRequest<'_>) -> Result<SignedIn, LoginError> {
+        let SignInRequest {
+            email,
+            password,
+            mode,
+            user_agent,
+        } = request;
         let deps = self.deps();
         self.throttle_sign_in(email).await?;
         let user = match Email::parse(email) {
@@ -73,13 +108,86 @@ impl UseCases {
             return Err(LoginError::AccountDisabled);
         }
         let user = self.upgrade_hash(user, password).await;
-        let actor = Actor {
-            user_id: user.id,
-            role: user.role,
+        let (session, credentials) = self.start_session(&user, mode, user_agent).await?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, %mode, "user signed in");
+        Ok(SignedIn {
+            user,
+            session,
+            credentials,
+        })
+    }
+
+    /// Stores a new session (and, in bearer mode, the first refresh token of its family) in one
+    /// transaction, and makes its credentials.
+    async fn start_session(
+        &self,
+        user: &User,
+        mode: SessionMode,
+        user_agent: Option<&str>,
+    ) -> Result<(Session, Credentials), Unavailable> {
+        let deps = self.deps();
+        let now = deps.clock.now();
+        let mut session = Session::start(
+            SessionId::from_uuid(deps.ids.next_id()),
+            user.id,
+            mode,
+            self.settings().sessions.lifetime(mode),
+            now,
+            user_agent,
+        );
+        let transaction = deps.unit_of_work.begin().await?;
+        let credentials = match mode {
+            SessionMode::Bearer => {
+                transaction.sessions().insert(&session).await?;
+                let refresh_token = self
+                    .next_refresh_token(transaction.sessions(), &session, now)
+                    .await?;
+                let actor = Actor {
+                    user_id: user.id,
+                    role: user.role,
+                };
+                let access_token = deps
+                    .tokens
+                    .issue(&actor, session.id)
+                    .map_err(Unavailable::from_error)?;
+                Credentials::Bearer {
+                    access_token,
+                    refresh_token,
+                }
+            }
+            SessionMode::Cookie => {
+                let secret = deps.secrets.generate();
+                let csrf = deps.secrets.generate();
+                session.secret_digest = Some(secret.digest);
+                session.csrf_digest = Some(csrf.digest);
+                transaction.sessions().insert(&session).await?;
+                Credentials::Cookie {
+                    secret: secret.secret,
+                    csrf_token: csrf.secret,
+                }
+            }
         };
-        let access_token = deps.tokens.issue(&actor).map_err(Unavailable::from_error)?;
-        tracing::info!(user_id = %user.id, "user signed in");
-        Ok(SignedIn { user, access_token })
+        transaction.commit().await?;
+        Ok((session, credentials))
+    }
+
+    /// Makes and stores the next refresh token of `session`'s family; returns its secret.
+    pub(super) async fn next_refresh_token(
+        &self,
+        sessions: &dyn domain::ports::SessionRepository,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<String, Unavailable> {
+        let new = self.deps().secrets.generate();
+        sessions
+            .insert_refresh_token(&RefreshToken {
+                digest: new.digest,
+                session_id: session.id,
+                issued_at: now,
+                used_at: None,
+            })
+            .await?;
+        Ok(new.secret)
     }
 
     /// Counts one attempt against the account's quota. A limiter that cannot decide lets the
