@@ -248,7 +248,7 @@ mod tests {
         );
         // Used every 20 minutes it stays alive, but never past two hours.
         let mut now = start;
-        while now < start + TimeDelta::minutes(110) {
+        while now + TimeDelta::minutes(20) < start + TimeDelta::hours(2) {
             now += TimeDelta::minutes(20);
             assert_eq!(session.state(now), SessionState::Active, "at {now}");
             session.touch(LIFETIME, now);
