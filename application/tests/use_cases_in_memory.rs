@@ -137,7 +137,9 @@ fn world() -> World {
             idempotency: store.idempotency(),
             jobs: store.jobs(),
             sessions: store.sessions(),
-            session_cache: application::sessions::SessionCache::new(std::time::Duration::from_millis(500)),
+            session_cache: application::sessions::SessionCache::new(
+                std::time::Duration::from_millis(500),
+            ),
             secrets: Arc::new(adapter_crypto::RandomSecrets),
             sign_in_throttle: None,
             recent_writes: Arc::new(InProcessRecentWrites::new(std::time::Duration::from_secs(
@@ -242,11 +244,7 @@ async fn a_registered_user_signs_in_and_the_token_names_them() {
     );
     world.clock.advance(TimeDelta::minutes(16));
     assert!(matches!(
-        world
-            .use_cases
-            .deps()
-            .tokens
-            .verify(&access_token),
+        world.use_cases.deps().tokens.verify(&access_token),
         Err(TokenError::Expired)
     ));
 }

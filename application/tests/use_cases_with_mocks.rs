@@ -75,7 +75,9 @@ impl Mocks {
                 idempotency: store.idempotency(),
                 jobs: store.jobs(),
                 sessions: store.sessions(),
-                session_cache: application::sessions::SessionCache::new(std::time::Duration::from_millis(500)),
+                session_cache: application::sessions::SessionCache::new(
+                    std::time::Duration::from_millis(500),
+                ),
                 secrets: Arc::new(adapter_crypto::RandomSecrets),
                 sign_in_throttle: None,
                 recent_writes: Arc::new(InProcessRecentWrites::new(

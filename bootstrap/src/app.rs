@@ -18,14 +18,14 @@ use adapter_http::rate_limit::{RateLimits, RatePolicies, TrustedProxies};
 use adapter_http::rendering::JsonMarketRenderer;
 use adapter_http::request_context::request_context;
 use adapter_http::routes::health::Draining;
-use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::session_cookie::SessionCookie;
+use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
     ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaJobQueue,
-    SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaUnitOfWork,
-    SeaSessionRepository, SeaUserRepository,
+    SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaSessionRepository,
+    SeaUnitOfWork, SeaUserRepository,
 };
 use adapter_ratelimit::{
     FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter, RedisRateLimiterConfig,
@@ -736,10 +736,7 @@ impl Application {
             draining: Arc::clone(&draining),
             rate_limits: rate_limits(config, limiter)?,
             session_cookie: SessionCookie {
-                secure: config
-                    .auth
-                    .cookie_secure
-                    .unwrap_or(!config.env.is_local()),
+                secure: config.auth.cookie_secure.unwrap_or(!config.env.is_local()),
             },
         });
         let limits = HttpLimits {

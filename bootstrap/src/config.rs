@@ -1136,7 +1136,11 @@ impl Config {
             auth.cookie_absolute_secs,
             auth.cookie_idle_secs.max(60)..=YEAR,
         )?;
-        check_range("auth.session_check_ttl_ms", auth.session_check_ttl_ms, 0..=1000)?;
+        check_range(
+            "auth.session_check_ttl_ms",
+            auth.session_check_ttl_ms,
+            0..=1000,
+        )?;
         if let Some(concurrency) = auth.hash_concurrency {
             check_range("auth.hash_concurrency", concurrency, 1..=1024)?;
         }

@@ -220,7 +220,11 @@ mod tests {
             for action in [ViewPrivate, List, ChangeOwnProfile, Administer, Delete] {
                 for own in [true, false] {
                     let me = UserId::from_uuid(Uuid::now_v7());
-                    let target = if own { me } else { UserId::from_uuid(Uuid::now_v7()) };
+                    let target = if own {
+                        me
+                    } else {
+                        UserId::from_uuid(Uuid::now_v7())
+                    };
                     let actor = Actor { user_id: me, role };
                     assert_eq!(
                         actor.may_user(action, target).is_ok(),

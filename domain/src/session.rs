@@ -266,7 +266,10 @@ mod tests {
         let mut session = session(now);
         session.revoke(RevokeReason::Logout, now);
         session.revoke(RevokeReason::PasswordChanged, now + TimeDelta::seconds(1));
-        assert_eq!(session.state(now), SessionState::Revoked(RevokeReason::Logout));
+        assert_eq!(
+            session.state(now),
+            SessionState::Revoked(RevokeReason::Logout)
+        );
         assert_eq!(session.revoked_at, Some(now));
     }
 

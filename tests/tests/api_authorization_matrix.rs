@@ -152,7 +152,10 @@ async fn call(
     }
     request = match body {
         Some(Value::String(kind)) if kind == "png" => request
-            .header("content-type", "multipart/form-data; boundary=matrix-boundary")
+            .header(
+                "content-type",
+                "multipart/form-data; boundary=matrix-boundary",
+            )
             .body(png()),
         Some(body) => request.json(&fixture.fill_body(body)),
         None => request,
@@ -162,7 +165,8 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_answers_each_caller_as_the_matrix_says() {
-    let app = TestApp::spawn_with(Backend::Sqlite, TestDatabase::sqlite(), tests::test_config).await;
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, TestDatabase::sqlite(), tests::test_config).await;
     let matrix: Value = serde_json::from_str(include_str!("../data/authorization-matrix.json"))
         .expect("the matrix is JSON");
     assert_eq!(matrix["callers"], json!(CALLERS));
@@ -176,13 +180,24 @@ async fn every_documented_operation_answers_each_caller_as_the_matrix_says() {
         "operations without a decision in tests/data/authorization-matrix.json: {missing:?}"
     );
     let stale: Vec<_> = listed.difference(&documented).collect();
-    assert!(stale.is_empty(), "matrix entries the document does not have: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "matrix entries the document does not have: {stale:?}"
+    );
 
     // The first admin comes from the database; the other callers get their roles over HTTP.
     let (_, admin) = app.signed_in_with_role(domain::Role::Admin).await;
     let mut role_emails = Vec::new();
-    for role in [domain::Role::User, domain::Role::Moderator, domain::Role::Admin] {
-        let email = format!("{}-{}@example.com", role.as_str(), uuid::Uuid::new_v4().simple());
+    for role in [
+        domain::Role::User,
+        domain::Role::Moderator,
+        domain::Role::Admin,
+    ] {
+        let email = format!(
+            "{}-{}@example.com",
+            role.as_str(),
+            uuid::Uuid::new_v4().simple()
+        );
         app.register(&email, PASSWORD).await;
         let id = app
             .get_as(&admin, &format!("/api/v1/users?email_prefix={email}"))
@@ -223,7 +238,14 @@ async fn every_documented_operation_answers_each_caller_as_the_matrix_says() {
                     Some(app.login(&role_emails[index], PASSWORD).await)
                 }
             };
-            let reply = call(&app, operation, entry.get("body"), &fixture, token.as_deref()).await;
+            let reply = call(
+                &app,
+                operation,
+                entry.get("body"),
+                &fixture,
+                token.as_deref(),
+            )
+            .await;
             cells += 1;
             if Some(u64::from(reply.status)) != expected.as_u64() {
                 failures.push(format!(
@@ -234,6 +256,11 @@ async fn every_documented_operation_answers_each_caller_as_the_matrix_says() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {cells} cells differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(cells, entries.len() * CALLERS.len());
 }

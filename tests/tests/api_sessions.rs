@@ -87,7 +87,10 @@ async fn bearer_sign_in_refresh_rotation_and_reuse_detection(app: TestApp) {
 
     // Never issued, and a refresh token presented as an access token.
     let unknown = refresh(&app, &"0".repeat(64)).await;
-    assert_eq!((unknown.status, code(&unknown)), (401, "invalid_refresh_token"));
+    assert_eq!(
+        (unknown.status, code(&unknown)),
+        (401, "invalid_refresh_token")
+    );
     let other = sign_in(&app, &email).await;
     let as_access = app
         .get_as(&text(&other["refresh_token"]), "/api/v1/users/me")
@@ -146,7 +149,13 @@ async fn cookie_sessions_need_their_csrf_token_for_unsafe_methods(app: TestApp) 
     let csrf = text(&login.body["data"]["csrf_token"]);
     let (secret, header) = session_cookie(&login);
     assert_eq!(secret.len(), 64);
-    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age="] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        "Path=/",
+        "Max-Age=",
+    ] {
         assert!(header.contains(attribute), "{attribute} in {header}");
     }
     assert!(!header.contains("Domain"), "{header}");
@@ -273,14 +282,14 @@ async fn a_password_change_ends_every_other_session(app: TestApp) {
                 .json(&body),
         )
     };
-    let wrong = patch(json!({"password": "a new horse battery", "current_password": "nope nope"}))
-        .await;
+    let wrong =
+        patch(json!({"password": "a new horse battery", "current_password": "nope nope"})).await;
     assert_eq!((wrong.status, code(&wrong)), (403, "wrong_password"));
     let missing = patch(json!({"password": "a new horse battery"})).await;
     assert_eq!((missing.status, code(&missing)), (400, "validation_failed"));
 
-    let changed = patch(json!({"password": "a new horse battery", "current_password": PASSWORD}))
-        .await;
+    let changed =
+        patch(json!({"password": "a new horse battery", "current_password": PASSWORD})).await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     let other = app
         .get_as(&text(&elsewhere["access_token"]), "/api/v1/users/me")
@@ -366,9 +375,12 @@ async fn revocation_reaches_another_instance_within_a_second(backend: tests::Bac
     };
     let url = database.url().to_owned();
     let first = TestApp::spawn_with(backend, database, tests::test_config).await;
-    let second =
-        TestApp::spawn_with(backend, tests::TestDatabase::existing(&url), tests::test_config)
-            .await;
+    let second = TestApp::spawn_with(
+        backend,
+        tests::TestDatabase::existing(&url),
+        tests::test_config,
+    )
+    .await;
     let (_, email) = registered(&first).await;
     let session = sign_in(&first, &email).await;
     let token = text(&session["access_token"]);

@@ -52,13 +52,20 @@ async fn forged_and_misused_tokens_never_reach_a_handler(app: TestApp) {
     let valid = sign(Algorithm::HS256, &claims, SECRET);
     let (header, payload) = {
         let mut parts = token.split('.');
-        (parts.next().expect("a header"), parts.next().expect("a payload"))
+        (
+            parts.next().expect("a header"),
+            parts.next().expect("a payload"),
+        )
     };
     // base64url of {"alg":"none","typ":"JWT"}
     let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
     let admin_payload = {
         let admin = with(&claims, &[("role", json!("admin"))]);
-        let forged = sign(Algorithm::HS256, &admin, "some-other-secret-of-at-least-32-bytes!!");
+        let forged = sign(
+            Algorithm::HS256,
+            &admin,
+            "some-other-secret-of-at-least-32-bytes!!",
+        );
         forged.split('.').nth(1).expect("a payload").to_owned()
     };
     let signature = token.rsplit('.').next().expect("a signature");
@@ -107,53 +114,116 @@ async fn forged_and_misused_tokens_never_reach_a_handler(app: TestApp) {
     };
 
     let attacks: Vec<(&str, String, &str)> = vec![
-        ("alg none, no signature", format!("{none_header}.{payload}."), "invalid_token"),
-        ("alg none, signature kept", format!("{none_header}.{payload}.{signature}"), "invalid_token"),
-        ("HS512 with the right key", sign(Algorithm::HS512, &claims, SECRET), "invalid_token"),
-        ("HS384 with the right key", sign(Algorithm::HS384, &claims, SECRET), "invalid_token"),
+        (
+            "alg none, no signature",
+            format!("{none_header}.{payload}."),
+            "invalid_token",
+        ),
+        (
+            "alg none, signature kept",
+            format!("{none_header}.{payload}.{signature}"),
+            "invalid_token",
+        ),
+        (
+            "HS512 with the right key",
+            sign(Algorithm::HS512, &claims, SECRET),
+            "invalid_token",
+        ),
+        (
+            "HS384 with the right key",
+            sign(Algorithm::HS384, &claims, SECRET),
+            "invalid_token",
+        ),
         (
             "HS256 with another key",
-            sign(Algorithm::HS256, &claims, "another-secret-that-is-32-bytes-long!!"),
+            sign(
+                Algorithm::HS256,
+                &claims,
+                "another-secret-that-is-32-bytes-long!!",
+            ),
             "invalid_token",
         ),
         (
             "expired beyond the leeway",
-            sign(Algorithm::HS256, &with(&claims, &[("iat", json!(now - 3600)), ("exp", json!(now - 60))]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(
+                    &claims,
+                    &[("iat", json!(now - 3600)), ("exp", json!(now - 60))],
+                ),
+                SECRET,
+            ),
             "token_expired",
         ),
         (
             "not valid before an hour from now",
-            sign(Algorithm::HS256, &with(&claims, &[("nbf", json!(now + 3600))]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(&claims, &[("nbf", json!(now + 3600))]),
+                SECRET,
+            ),
             "token_not_yet_valid",
         ),
         (
             "another issuer",
-            sign(Algorithm::HS256, &with(&claims, &[("iss", json!("https://evil.example"))]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(&claims, &[("iss", json!("https://evil.example"))]),
+                SECRET,
+            ),
             "invalid_token",
         ),
         (
             "another audience",
-            sign(Algorithm::HS256, &with(&claims, &[("aud", json!("admin-console"))]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(&claims, &[("aud", json!("admin-console"))]),
+                SECRET,
+            ),
             "invalid_token",
         ),
         (
             "no exp",
-            sign(Algorithm::HS256, &with(&claims, &[("exp", Value::Null)]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(&claims, &[("exp", Value::Null)]),
+                SECRET,
+            ),
             "invalid_token",
         ),
         (
             "no session id",
-            sign(Algorithm::HS256, &with(&claims, &[("sid", Value::Null)]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(&claims, &[("sid", Value::Null)]),
+                SECRET,
+            ),
             "invalid_token",
         ),
         (
             "another user's id on this session",
-            sign(Algorithm::HS256, &with(&claims, &[("sub", json!(disabled_id))]), SECRET),
+            sign(
+                Algorithm::HS256,
+                &with(&claims, &[("sub", json!(disabled_id))]),
+                SECRET,
+            ),
             "invalid_token",
         ),
-        ("payload tampered (role admin)", format!("{header}.{admin_payload}.{signature}"), "invalid_token"),
-        ("a refresh token as an access token", refresh_token, "invalid_token"),
-        ("a disabled user's token", disabled_token, "account_disabled"),
+        (
+            "payload tampered (role admin)",
+            format!("{header}.{admin_payload}.{signature}"),
+            "invalid_token",
+        ),
+        (
+            "a refresh token as an access token",
+            refresh_token,
+            "invalid_token",
+        ),
+        (
+            "a disabled user's token",
+            disabled_token,
+            "account_disabled",
+        ),
         ("a deleted user's token", deleted_token, "session_revoked"),
         ("garbage", "a.b.c".to_owned(), "invalid_token"),
     ];

@@ -41,7 +41,10 @@ async fn admins_list_users_by_role_and_email_prefix(app: TestApp) {
     assert_eq!(all.status, 200, "{}", all.text);
     assert_eq!(all.body["meta"]["total"], 6);
     assert_eq!(all.body["data"].as_array().map(Vec::len), Some(2));
-    assert!(all.body["data"][0]["email"].is_string(), "admins see emails");
+    assert!(
+        all.body["data"][0]["email"].is_string(),
+        "admins see emails"
+    );
 
     let moderators = app.get_as(&admin, "/api/v1/users?role=moderator").await;
     assert_eq!(moderators.body["meta"]["total"], 1);
@@ -57,9 +60,15 @@ async fn admins_list_users_by_role_and_email_prefix(app: TestApp) {
         .collect();
     assert_eq!(
         emails,
-        ["list_0@example.com", "list_1@example.com", "list_2@example.com"]
+        [
+            "list_0@example.com",
+            "list_1@example.com",
+            "list_2@example.com"
+        ]
     );
-    let percent = app.get_as(&admin, "/api/v1/users?email_prefix=list%25").await;
+    let percent = app
+        .get_as(&admin, "/api/v1/users?email_prefix=list%25")
+        .await;
     assert_eq!(percent.body["meta"]["total"], 1);
 
     let bad = app.get_as(&admin, "/api/v1/users?role=root&limit=0").await;
@@ -71,7 +80,10 @@ async fn admins_list_users_by_role_and_email_prefix(app: TestApp) {
         .iter()
         .filter_map(|d| d["field"].as_str())
         .collect();
-    assert!(fields.contains(&"role") && fields.contains(&"limit"), "{fields:?}");
+    assert!(
+        fields.contains(&"role") && fields.contains(&"limit"),
+        "{fields:?}"
+    );
 
     assert_eq!(app.get_as(&moderator, "/api/v1/users").await.status, 403);
     assert_eq!(app.get("/api/v1/users").await.status, 401);
@@ -80,7 +92,9 @@ async fn admins_list_users_by_role_and_email_prefix(app: TestApp) {
 async fn a_role_change_applies_to_the_users_live_token(app: TestApp) {
     let (_, admin) = app.signed_in_with_role(domain::Role::Admin).await;
     let (user_id, user) = app.signed_in_user().await;
-    let market = app.create_market(&admin, "Will roles change?", "test").await;
+    let market = app
+        .create_market(&admin, "Will roles change?", "test")
+        .await;
     let close = |token: String| {
         let path = format!("/api/v1/markets/{}", market["id"].as_str().expect("an id"));
         let app = &app;
@@ -152,13 +166,25 @@ async fn fields_the_caller_may_not_set_are_refused_not_ignored(app: TestApp) {
 
     // Admins too can only set what the admin body has.
     let (_, admin) = app.signed_in_with_role(domain::Role::Admin).await;
-    for body in [json!({"balance": "5.00"}), json!({"email": "x@example.com"})] {
+    for body in [
+        json!({"balance": "5.00"}),
+        json!({"email": "x@example.com"}),
+    ] {
         let reply = patch(&app, &admin, &format!("/api/v1/users/{id}"), &body).await;
         assert_eq!(reply.status, 400, "{body}");
         assert_eq!(reply.body["code"], "validation_failed");
     }
-    let on_someone = patch(&app, &user, &format!("/api/v1/users/{id}"), &json!({"name": "Eve"})).await;
-    assert_eq!(on_someone.status, 403, "users change themselves through /users/me");
+    let on_someone = patch(
+        &app,
+        &user,
+        &format!("/api/v1/users/{id}"),
+        &json!({"name": "Eve"}),
+    )
+    .await;
+    assert_eq!(
+        on_someone.status, 403,
+        "users change themselves through /users/me"
+    );
 }
 
 async fn accounts_are_deleted_by_their_owner_or_an_admin_unless_they_have_history(app: TestApp) {

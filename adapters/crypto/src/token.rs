@@ -559,7 +559,10 @@ mod tests {
         let mut claims = complete_claims(clock.now());
         claims.nbf = Some(now + 60);
         let token = encode_raw(Algorithm::HS256, &claims, SECRET);
-        assert!(matches!(issuer.verify(&token), Err(TokenError::NotYetValid)));
+        assert!(matches!(
+            issuer.verify(&token),
+            Err(TokenError::NotYetValid)
+        ));
         claims.nbf = Some(now + 5);
         let token = encode_raw(Algorithm::HS256, &claims, SECRET);
         assert!(issuer.verify(&token).is_ok(), "within the leeway");

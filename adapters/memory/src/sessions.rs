@@ -98,7 +98,7 @@ impl SessionRepository for InMemorySessionRepository {
                 .filter(|s| s.user_id == user && s.state(now) == SessionState::Active)
                 .cloned()
                 .collect();
-            active.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+            active.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
             active.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             active
         })

@@ -174,7 +174,7 @@ impl UserRepository for InMemoryUserRepository {
                 .cloned()
                 .collect::<Vec<_>>()
         })?;
-        matching.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        matching.sort_by_key(|user| (user.created_at, user.id));
         Ok(window(matching, query.page))
     }
 
@@ -186,7 +186,11 @@ impl UserRepository for InMemoryUserRepository {
             if state.markets.values().any(|market| market.creator_id == id) {
                 return Err(RepositoryError::Conflict("markets"));
             }
-            if state.positions.values().any(|position| position.user_id == id) {
+            if state
+                .positions
+                .values()
+                .any(|position| position.user_id == id)
+            {
                 return Err(RepositoryError::Conflict("positions"));
             }
             let users = Arc::make_mut(&mut state.users);

@@ -110,11 +110,15 @@ impl UseCases {
     /// # Errors
     /// Each [`AuthError`] as documented there; [`AuthError::Unavailable`] when the store fails.
     pub async fn authenticate_bearer(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let claims = self.deps().tokens.verify(token).map_err(|error| match error {
-            TokenError::Expired => AuthError::TokenExpired,
-            TokenError::NotYetValid => AuthError::TokenNotYetValid,
-            TokenError::Invalid | TokenError::Issuing(_) => AuthError::InvalidToken,
-        })?;
+        let claims = self
+            .deps()
+            .tokens
+            .verify(token)
+            .map_err(|error| match error {
+                TokenError::Expired => AuthError::TokenExpired,
+                TokenError::NotYetValid => AuthError::TokenNotYetValid,
+                TokenError::Invalid | TokenError::Issuing(_) => AuthError::InvalidToken,
+            })?;
         let deps = self.deps().clone();
         let id = claims.session_id;
         let snapshot = self
@@ -165,7 +169,9 @@ impl UseCases {
             .map_err(|error| Unavailable::from_error(SharedError(error)))?;
         let (session, user) = self.usable(snapshot, SessionMode::Cookie)?;
         if credentials.unsafe_method {
-            let presented = credentials.csrf_token.map(|token| deps.secrets.digest(token));
+            let presented = credentials
+                .csrf_token
+                .map(|token| deps.secrets.digest(token));
             if presented.is_none() || presented != session.csrf_digest {
                 return Err(AuthError::CsrfFailed);
             }

@@ -3,7 +3,9 @@
 
 use domain::listing::{Page, UserListQuery};
 use domain::ports::RepositoryError;
-use domain::{Actor, DisplayName, Password, RevokeReason, Role, SessionId, User, UserAction, UserId};
+use domain::{
+    Actor, DisplayName, Password, RevokeReason, Role, SessionId, User, UserAction, UserId,
+};
 
 use crate::{Unavailable, UseCases};
 

@@ -33,8 +33,10 @@ pub trait SessionRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
-    async fn find_by_secret(&self, digest: &SecretDigest)
-    -> Result<Option<Session>, RepositoryError>;
+    async fn find_by_secret(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<Session>, RepositoryError>;
 
     /// The user's sessions that are neither revoked nor expired at `now`, newest first, at most
     /// `limit`.

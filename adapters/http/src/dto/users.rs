@@ -1,7 +1,7 @@
 //! User, registration, sign-in, session and user-administration bodies.
 
-use chrono::{DateTime, Utc};
 use application::users::{ProfileChange, UserChange};
+use chrono::{DateTime, Utc};
 use domain::listing::{EmailPrefix, UserFilter, UserListQuery};
 use domain::{
     Actor, DisplayName, Email, Password, Permission, Role, Session, SessionId, SessionMode, User,
@@ -204,8 +204,11 @@ impl UserListParams {
         let role = problems.take("role", self.role.as_deref(), |text| {
             Role::parse(text).map_err(|_| "must be admin, moderator or user")
         });
-        let email_prefix =
-            problems.take("email_prefix", self.email_prefix.as_deref(), EmailPrefix::parse);
+        let email_prefix = problems.take(
+            "email_prefix",
+            self.email_prefix.as_deref(),
+            EmailPrefix::parse,
+        );
         let limit = problems.take("limit", self.limit.as_deref(), whole_number);
         let offset = problems.take("offset", self.offset.as_deref(), whole_number);
         let page_number = problems.take("page", self.page.as_deref(), whole_number);

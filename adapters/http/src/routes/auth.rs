@@ -181,7 +181,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`csrf_failed`: a cookie session without its `X-CSRF-Token`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
@@ -204,7 +204,7 @@ pub async fn logout(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Active sessions", body = Envelope<Vec<SessionResponse>>),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
@@ -230,7 +230,7 @@ pub async fn list_sessions(
     responses(
         (status = 204, description = "Ended (or ended already)"),
         (status = 400, description = "`malformed_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`csrf_failed`: a cookie session without its `X-CSRF-Token`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such session of yours", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),

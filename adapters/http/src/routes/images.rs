@@ -150,7 +150,7 @@ async fn read_image(
         (status = 202, description = "Accepted: a job makes the thumbnail; `Location` names the job", body = Envelope<ImageJobResponse>,
             headers(("Location" = String))),
         (status = 400, description = "`malformed_request` (bad multipart body or path id) or `validation_failed` (no `image` field, or other fields)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only the owner while it has no positions, or a moderator or admin", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`idempotency_in_progress`", body = ErrorBody),

@@ -18,7 +18,7 @@ use crate::extract::AuthUser;
     responses(
         (status = 200, description = "A page of jobs", body = ListEnvelope<JobResponse>),
         (status = 400, description = "`malformed_request` or `validation_failed` (state, paging)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
@@ -42,7 +42,7 @@ pub async fn list_jobs(
     responses(
         (status = 200, description = "The job", body = Envelope<JobResponse>),
         (status = 400, description = "`malformed_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such job, or not yours", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
@@ -67,7 +67,7 @@ pub async fn get_job(
     responses(
         (status = 200, description = "The job, available again", body = Envelope<JobResponse>),
         (status = 400, description = "`malformed_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
         (status = 404, description = "`not_found`: no such job", body = ErrorBody),
         (status = 409, description = "`job_not_dead`: only dead jobs are retried; `conflict`: a live job does the same work", body = ErrorBody),

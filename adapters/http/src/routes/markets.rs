@@ -65,7 +65,7 @@ fn created(created: &CreatedMarket) -> StoredResponse {
     responses(
         (status = 200, description = "A page of markets", body = ListEnvelope<MarketResponse>),
         (status = 400, description = "`validation_failed` (bad parameter values, unknown sort field, page size out of range) or `malformed_request` (unknown or repeated parameter)", body = ErrorBody),
-        (status = 401, description = "`invalid_token` or `token_expired` when a bad token is sent", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `session_revoked`, ... when bad credentials are sent", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
@@ -93,7 +93,7 @@ pub async fn list_markets(
         (status = 201, description = "Created; `Location` names it", body = Envelope<MarketResponse>,
             headers(("Location" = String), ("ETag" = String))),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 409, description = "`insufficient_balance` for the initial position; `idempotency_in_progress`", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
@@ -172,7 +172,7 @@ pub async fn get_market(
     responses(
         (status = 200, description = "Replaced", body = Envelope<MarketResponse>, headers(("ETag" = String))),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: only the owner while it has no positions, or a moderator or admin", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: concurrent changes kept winning", body = ErrorBody),
@@ -213,7 +213,7 @@ pub async fn replace_market(
     responses(
         (status = 200, description = "Changed", body = Envelope<MarketResponse>, headers(("ETag" = String))),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: not a lifecycle transition, or concurrent changes kept winning", body = ErrorBody),
@@ -252,7 +252,7 @@ pub async fn update_market(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`malformed_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: the market has positions (cancel it instead)", body = ErrorBody),

@@ -49,7 +49,7 @@ fn list_response(list: PositionList) -> HttpResponse {
     responses(
         (status = 201, description = "Opened", body = Envelope<PositionResponse>, headers(("Location" = String, description = "The market's positions"))),
         (status = 400, description = "`malformed_request` or `validation_failed` (side, amount bounds)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such market", body = ErrorBody),
         (status = 409, description = "`market_not_open` (not active, or ended), `insufficient_balance`, or `idempotency_in_progress`", body = ErrorBody),
@@ -99,7 +99,7 @@ pub async fn open_position(
     responses(
         (status = 200, description = "A page of positions", body = ListEnvelope<PositionResponse>),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
-        (status = 401, description = "`invalid_token` or `token_expired` when a bad token is sent", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `session_revoked`, ... when bad credentials are sent", body = ErrorBody),
         (status = 404, description = "`not_found`: no such market", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
@@ -131,7 +131,7 @@ pub async fn list_market_positions(
     responses(
         (status = 200, description = "A page of positions", body = ListEnvelope<PositionResponse>),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: another user's positions", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )

@@ -17,7 +17,7 @@ use crate::extract::{AuthUser, MaybeAuthUser, SessionAuth, ValidJson};
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The signed-in user", body = Envelope<UserResponse>),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
@@ -37,7 +37,7 @@ pub async fn me(
     responses(
         (status = 200, description = "The user", body = Envelope<UserResponse>),
         (status = 400, description = "`malformed_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`invalid_token` or `token_expired` when a bad token is sent", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `session_revoked`, ... when bad credentials are sent", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
@@ -62,7 +62,7 @@ pub async fn get_user(
     responses(
         (status = 200, description = "A page of users (with private fields)", body = ListEnvelope<UserResponse>),
         (status = 400, description = "`malformed_request` or `validation_failed` (role, email_prefix, paging)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
@@ -89,7 +89,7 @@ pub async fn list_users(
     responses(
         (status = 200, description = "The changed user", body = Envelope<UserResponse>),
         (status = 400, description = "`malformed_request` or `validation_failed` (an unknown or empty field too)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin; `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: admins cannot demote or disable themselves", body = ErrorBody),
@@ -121,7 +121,7 @@ pub async fn update_user(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`malformed_request`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not yours and not an admin; `csrf_failed`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`user_has_history`; `conflict`: admins cannot delete themselves", body = ErrorBody),
@@ -149,7 +149,7 @@ pub async fn delete_user(
     responses(
         (status = 200, description = "The changed user", body = Envelope<UserResponse>),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `session_revoked`, ...", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`wrong_password`: the current password is wrong; `csrf_failed`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),

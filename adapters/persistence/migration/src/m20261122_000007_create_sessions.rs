@@ -1,7 +1,9 @@
 //! The `sessions` and `refresh_tokens` tables: server-side sessions and their refresh-token families.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{pk_uuid, text, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null, uuid};
+use sea_orm_migration::schema::{
+    pk_uuid, text, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null, uuid,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -25,7 +27,9 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Sessions::ExpiresAt))
                     .col(timestamp_with_time_zone_null(Sessions::RevokedAt))
                     .col(text_null(Sessions::RevokeReason))
-                    .col(text_null(Sessions::UserAgent).check(length(Sessions::UserAgent).lte(1024)))
+                    .col(
+                        text_null(Sessions::UserAgent).check(length(Sessions::UserAgent).lte(1024)),
+                    )
                     // SHA-256 digests in hex; the secrets themselves are never stored.
                     .col(text_null(Sessions::SecretDigest))
                     .col(text_null(Sessions::CsrfDigest))

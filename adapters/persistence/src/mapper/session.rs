@@ -20,7 +20,9 @@ pub(crate) fn to_active_model(session: &Session) -> sessions::ActiveModel {
         idle_expires_at: Set(stored(session.idle_expires_at)),
         expires_at: Set(stored(session.expires_at)),
         revoked_at: Set(session.revoked_at.map(stored)),
-        revoke_reason: Set(session.revoke_reason.map(|reason| reason.as_str().to_owned())),
+        revoke_reason: Set(session
+            .revoke_reason
+            .map(|reason| reason.as_str().to_owned())),
         user_agent: Set(session.user_agent.clone()),
         secret_digest: Set(session.secret_digest.as_ref().map(|d| d.0.clone())),
         csrf_digest: Set(session.csrf_digest.as_ref().map(|d| d.0.clone())),
