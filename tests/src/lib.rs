@@ -217,6 +217,7 @@ pub struct Repositories {
     pub unit_of_work: Arc<dyn UnitOfWork>,
     pub relay_cursors: Arc<dyn domain::ports::RelayCursors>,
     pub jobs: Arc<dyn domain::ports::JobQueue>,
+    pub sessions: Arc<dyn domain::ports::SessionRepository>,
     /// Keeps the database alive for the test.
     pub database: Option<TestDatabase>,
 }
@@ -236,6 +237,7 @@ impl Repositories {
                 unit_of_work: store.unit_of_work(),
                 relay_cursors: Arc::new(adapter_memory::InMemoryRelayCursors::new()),
                 jobs: store.jobs(),
+                sessions: store.sessions(),
                 database: None,
             });
         }
@@ -249,6 +251,9 @@ impl Repositories {
             idempotency: Arc::new(SeaIdempotencyStore::new(pools.clone())),
             relay_cursors: Arc::new(adapter_persistence::SeaRelayCursors::new(pools.clone())),
             jobs: Arc::new(adapter_persistence::SeaJobQueue::new(pools.clone())),
+            sessions: Arc::new(adapter_persistence::SeaSessionRepository::new(
+                pools.clone(),
+            )),
             unit_of_work: Arc::new(SeaUnitOfWork::new(pools)),
             database: Some(database),
         })
@@ -467,8 +472,8 @@ impl TestApp {
         (id, token)
     }
 
-    /// Registers a user, gives them `role` directly in the database (there is no HTTP route for
-    /// that yet), signs in; returns `(user id, token)`.
+    /// Registers a user, gives them `role` directly in the database (the first admin has to come
+    /// from somewhere: `PATCH /api/v1/users/{id}` needs one), signs in; returns `(user id, token)`.
     ///
     /// # Panics
     /// When any step fails.

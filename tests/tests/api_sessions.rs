@@ -409,3 +409,47 @@ async fn sqlite_revocation_reaches_another_instance_within_a_second() {
 async fn postgres_revocation_reaches_another_instance_within_a_second() {
     revocation_reaches_another_instance_within_a_second(tests::Backend::Postgres).await;
 }
+
+/// The PostgreSQL + Redis profile with Redis killed: sign-in, refresh, logout and the revocation
+/// check never needed Redis (ADR 0014), and the rate limiter and cache fall back in process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_keep_working_and_revoking_with_redis_down() {
+    let Some(mut redis) = tests::redis_server::PrivateRedis::start().await else {
+        return;
+    };
+    let Some(database) = tests::TestDatabase::of(tests::Backend::Postgres).await else {
+        return;
+    };
+    let redis_url = redis.url();
+    let app = TestApp::spawn_with(tests::Backend::Postgres, database, |url| {
+        let mut config = tests::test_config(url);
+        config.redis.url = Some(secrecy::SecretString::from(redis_url));
+        config.cache.redis_command_timeout_ms = 200;
+        config.rate_limit.enabled = true;
+        config.rate_limit.anonymous_per_minute = 10_000;
+        config.rate_limit.user_per_minute = 10_000;
+        config.rate_limit.sign_in_per_minute = 10_000;
+        config.rate_limit.register_per_hour = 10_000;
+        config
+    })
+    .await;
+    let (_, email) = registered(&app).await;
+    redis.kill();
+
+    let session = sign_in(&app, &email).await;
+    let renewed = refresh(&app, &text(&session["refresh_token"])).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    let access = text(&renewed.body["data"]["access_token"]);
+    assert_eq!(app.get_as(&access, "/api/v1/users/me").await.status, 200);
+    let out = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/auth/logout"))
+                .bearer_auth(&access),
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.text);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let me = app.get_as(&access, "/api/v1/users/me").await;
+    assert_eq!((me.status, code(&me)), (401, "session_revoked"));
+}
