@@ -95,6 +95,7 @@ async fn migrations(database: &Database) {
             "m20261122_000004_create_relay_cursors",
             "m20261122_000005_create_jobs",
             "m20261122_000006_add_position_payouts",
+            "m20261122_000007_create_sessions",
         ]
     );
     migrate_up(database).await.expect("migrates");
