@@ -458,7 +458,7 @@ impl EmailPrefix {
     /// [`EmailPrefixError`] when the trimmed text is empty, longer than an email may be, or has
     /// whitespace or control characters.
     pub fn parse(text: &str) -> Result<Self, EmailPrefixError> {
-        let text = text.trim().to_lowercase();
+        let text = text.trim();
         let max = crate::user::Email::MAX_LEN;
         if text.is_empty()
             || text.chars().count() > max
@@ -466,7 +466,7 @@ impl EmailPrefix {
         {
             return Err(EmailPrefixError::OutOfRange { max });
         }
-        Ok(Self(text))
+        Ok(Self(text.to_lowercase()))
     }
 
     #[must_use]

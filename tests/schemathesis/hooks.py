@@ -9,6 +9,9 @@ cases go out as generated). Each rule is documented on its operation:
 - `offset` and `page` are not given together; sort keys appear once each (the lists);
 - a new password is not one of the 10,000 most common (domain/data/common-passwords.txt), a list
   no schema carries (POST /api/v1/auth/register): a common one gets a suffix;
+- `password` and `current_password` go together (PATCH /api/v1/users/me): a positive case with
+  one of them gets the other (the current password is then wrong, a documented 403), and a common
+  new password gets a suffix as at registration;
 - an `Idempotency-Key` names one request: a key reused with another body is
   `422 idempotency_key_reused`, with the same body the first response is replayed (which may name
   a market deleted since); positive cases get a fresh key each;
@@ -109,6 +112,14 @@ def before_call(context, case, **kwargs):
             query["sort"] = _distinct_sort_keys(query["sort"])
     body = case.body
     if isinstance(body, dict) and case.operation.path == "/api/v1/auth/register":
+        password = body.get("password")
+        if isinstance(password, str) and password.lower() in COMMON_PASSWORDS:
+            body["password"] = password[:119] + "-uncommon"
+    if isinstance(body, dict) and case.operation.path == "/api/v1/users/me":
+        if "current_password" in body and "password" not in body:
+            body["password"] = "a fresh horse battery"
+        if "password" in body and "current_password" not in body:
+            body["current_password"] = "not the current password"
         password = body.get("password")
         if isinstance(password, str) and password.lower() in COMMON_PASSWORDS:
             body["password"] = password[:119] + "-uncommon"

@@ -184,7 +184,11 @@ pub struct UserListParams {
     #[param(pattern = "^(admin|moderator|user)$")]
     pub role: Option<String>,
     /// Users whose email starts with this (case-insensitive), 1 to 254 characters.
-    #[param(min_length = 1, max_length = 254, pattern = "^\\S+$")]
+    #[param(
+        min_length = 1,
+        max_length = 254,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub email_prefix: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -228,7 +232,12 @@ pub struct UserPatchRequest {
     /// Display name, 1 to 100 characters.
     #[garde(custom(parses_if_present(DisplayName::parse)))]
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false, min_length = 1, max_length = 100)]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
     /// `admin`, `moderator` or `user`.
     #[garde(skip)]
@@ -271,7 +280,12 @@ pub struct ProfilePatchRequest {
     /// Display name, 1 to 100 characters.
     #[garde(custom(parses_if_present(DisplayName::parse)))]
     #[serde(default, deserialize_with = "present")]
-    #[schema(nullable = false, min_length = 1, max_length = 100)]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
     /// The new password: 8 to 128 characters, not a common one. Needs `current_password`; ends
     /// every other session.
