@@ -279,3 +279,55 @@ async fn with_redis_down_the_fallback_limits_in_process_then_shares_again() {
         "the fallback counted in Redis again"
     );
 }
+
+/// Quotas of 32 or more per period lease cells in batches: far fewer Redis calls than checks,
+/// the same decisions for the requests that fit, and never more than the quota across instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_quotas_lease_cells_in_batches_and_never_exceed_the_quota_between_instances() {
+    let Some(redis) = TestRedis::start().await else {
+        return;
+    };
+    let first = redis_limiter(redis.url(), redis.prefix());
+    let second = redis_limiter(redis.url(), redis.prefix());
+    // 640 per hour (leases of 40 cells): a cell comes back every 5.6 s, so the run sees at most
+    // `refilled` of them.
+    let large = quota(640, Duration::from_secs(3_600));
+    let started = std::time::Instant::now();
+    let mut allowed = 0;
+    let mut remaining = Vec::new();
+    for round in 0..1_000 {
+        let limiter = if round % 2 == 0 { &first } else { &second };
+        let decision = check(limiter, "leased", large).await;
+        if decision.allowed {
+            allowed += 1;
+            remaining.push(decision.remaining);
+        } else {
+            assert!(decision.retry_after.is_some(), "{decision:?}");
+        }
+    }
+    let refilled = started.elapsed().as_millis() / 5_625 + 1;
+    assert!(
+        allowed <= 640 + refilled,
+        "never more than the quota: {allowed}"
+    );
+    assert!(
+        allowed >= 640 - 2 * 40,
+        "at most a lease per instance unused: {allowed}"
+    );
+    assert!(
+        remaining.windows(2).all(|pair| pair[1] <= pair[0] + 40),
+        "remaining counts down within a lease"
+    );
+    let trips = first.round_trips() + second.round_trips();
+    assert!(
+        trips < 1_000 / 10,
+        "{trips} Redis calls for 1,000 checks: leases serve the allowed ones, and a refusal holds until its retry time"
+    );
+
+    // A small quota leases one cell at a time: one Redis call per allowed check; the refusals
+    // after it wait for the retry time without asking again.
+    let small = quota(8, Duration::from_secs(60));
+    let before = first.round_trips();
+    assert_eq!(allowed_of(&first, "small", small, 20).await, 8);
+    assert_eq!(first.round_trips() - before, 9);
+}

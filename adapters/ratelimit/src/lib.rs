@@ -6,7 +6,7 @@
 //! live until their TAT and no more (see ADR 0013).
 //!
 //! - [`InProcessRateLimiter`]: one process's memory (moka), bounded in keys.
-//! - [`RedisRateLimiter`]: one Lua script per check, atomic and on Redis's clock: limits hold
+//! - [`RedisRateLimiter`]: one Lua script per lease of cells, atomic and on Redis's clock: limits hold
 //!   across every instance sharing the Redis and key prefix.
 //! - [`FallbackRateLimiter`]: Redis, and the in-process limiter while Redis fails (limits then
 //!   hold per instance), with a cool-down before Redis is tried again.
@@ -18,4 +18,4 @@ mod redis_limiter;
 
 pub use fallback::FallbackRateLimiter;
 pub use in_process::InProcessRateLimiter;
-pub use redis_limiter::{RedisRateLimiter, RedisRateLimiterConfig, RedisRateLimiterError};
+pub use redis_limiter::{MAX_LEASE, RedisRateLimiter, RedisRateLimiterConfig, RedisRateLimiterError};
