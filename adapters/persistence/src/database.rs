@@ -240,6 +240,10 @@ async fn connect_one(
         .connect_timeout(pool.connect_timeout)
         .idle_timeout(pool.idle_timeout)
         .max_lifetime(pool.max_lifetime)
+        // sqlx pings a connection on every checkout by default: one more round trip per request
+        // (performance.md, finding 11). Only a connection idle for a while is pinged; one that
+        // broke while busy fails its next statement, which is reported like any other outage.
+        .test_before_acquire_if_idle_for(Duration::from_secs(10))
         // Statements are traced by SeaORM's spans; sqlx would log each one at INFO.
         .sqlx_logging(false);
     match scheme {
