@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use domain::listing::{Page, PositionFilter, PositionListQuery, PositionSortKey};
 use domain::ports::{PositionRepository, RepositoryError};
 use domain::{Amount, MarketId, Position, PositionId};
-use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Order,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, SqlErr,
@@ -125,16 +125,22 @@ pub(crate) enum Inserted {
     UnnamedReference,
 }
 
-/// Stores a new position on `connection` (a pool, a transaction or a savepoint); inside a
-/// PostgreSQL transaction run it in a savepoint, and [`name_reference`] after it.
+/// Stores a new position on `connection` (a pool or a transaction). A taken id is answered by
+/// `ON CONFLICT DO NOTHING` (no error, so a PostgreSQL transaction is not aborted by it); a broken
+/// reference is an error PostgreSQL names (and then aborts the transaction: the caller returns
+/// the error) and SQLite does not ([`name_reference`] looks it up).
 pub(crate) async fn insert_row<C: ConnectionTrait>(
     connection: &C,
     position: &Position,
 ) -> Inserted {
     let result = positions::Entity::insert(to_active_model(position))
+        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
         .exec_without_returning(connection)
         .await;
     match result {
+        Ok(0) | Err(DbErr::RecordNotInserted) => {
+            Inserted::Done(Err(RepositoryError::Conflict("id")))
+        }
         Ok(_) => Inserted::Done(Ok(())),
         Err(error) => match write_error(error) {
             Some(result) => Inserted::Done(Err(result)),
@@ -176,9 +182,9 @@ async fn market_exists<C: ConnectionTrait>(
     Ok(found.is_some())
 }
 
-/// The primary key is the only unique rule. PostgreSQL names the broken foreign key in its
-/// message (`... violates foreign key constraint "fk_positions_market_id"`); SQLite does not
-/// (`None`).
+/// PostgreSQL names the broken foreign key in its message (`... violates foreign key constraint
+/// "fk_positions_market_id"`); SQLite does not (`None`). The primary key never fails here
+/// (`ON CONFLICT DO NOTHING`).
 fn write_error(error: DbErr) -> Option<RepositoryError> {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => Some(RepositoryError::Conflict("id")),

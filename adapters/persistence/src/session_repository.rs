@@ -98,7 +98,7 @@ impl SessionRepository for SeaSessionRepository {
     }
 }
 
-/// Stores a new session on `connection`; in a PostgreSQL transaction run it in a savepoint.
+/// Stores a new session on `connection`; in a PostgreSQL transaction a missing user aborts it.
 pub(crate) async fn insert<C: ConnectionTrait>(
     connection: &C,
     session: &Session,

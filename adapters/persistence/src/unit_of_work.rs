@@ -41,11 +41,16 @@ use crate::{
 ///   (up to `busy_timeout`, then fails). Reads on the pool do not wait (WAL).
 /// - Dropping a transaction without committing rolls it back (SeaORM's `DatabaseTransaction`
 ///   queues the `ROLLBACK` when dropped; the connection sends it before being reused).
-/// - On PostgreSQL a failed statement aborts the whole transaction; every write that can break a
-///   rule (insert, update, delete of users, markets, positions) therefore runs in a savepoint, so
-///   that after a `Conflict`, `NotFound` or `Stale` the transaction goes on as it does on SQLite,
-///   and a user insert can look the email up after an id conflict. That costs two more round trips
-///   per write (`SAVEPOINT`, `RELEASE`).
+/// - On PostgreSQL a failed statement aborts the whole transaction. Writes are built so that the
+///   answers callers act on are not failed statements: `NotFound` and `Stale` are updates that
+///   matched no row, a taken position id is `ON CONFLICT DO NOTHING`. A broken rule (a taken
+///   email, a missing reference, a market that still has positions) is an error, and after it
+///   the transaction can only be dropped, which is what every use case does (the port says so).
+///   Savepoints, two more round trips each (`SAVEPOINT`, `RELEASE`), are kept only where a caller
+///   goes on after a refusal: a user insert (the email is looked up after an id conflict) and
+///   the job queue's `enqueue` and `retry` (a taken unique key is an answer, not a failure).
+///   Dropping the others took an authenticated `POST /positions` from 7 round trips of
+///   savepoints to none (performance.md, finding 10).
 /// - Events recorded in the outbox are inserted at commit, just before it, without a lock:
 ///   readers wait at holes in the numbering instead (see [`crate::SeaOutbox`]).
 /// - The transaction's `idempotency()` runs every method inside the transaction, `claim`
@@ -231,8 +236,7 @@ impl UserRepository for Bound {
     }
 
     async fn update(&self, user: &User) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| user_repository::update(connection, user).await)
-            .await
+        user_repository::update(&self.transaction, user).await
     }
 
     async fn list(&self, query: &UserListQuery) -> Result<Page<User>, RepositoryError> {
@@ -240,16 +244,14 @@ impl UserRepository for Bound {
     }
 
     async fn delete(&self, id: UserId) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| user_repository::delete(connection, id).await)
-            .await
+        user_repository::delete(&self.transaction, id).await
     }
 }
 
 #[async_trait]
 impl SessionRepository for Bound {
     async fn insert(&self, session: &Session) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| session_repository::insert(connection, session).await)
-            .await
+        session_repository::insert(&self.transaction, session).await
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
@@ -296,10 +298,7 @@ impl SessionRepository for Bound {
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| {
-            session_repository::insert_refresh_token(connection, token).await
-        })
-        .await
+        session_repository::insert_refresh_token(&self.transaction, token).await
     }
 
     async fn find_refresh_token(
@@ -321,8 +320,7 @@ impl SessionRepository for Bound {
 #[async_trait]
 impl MarketRepository for Bound {
     async fn insert(&self, market: &Market) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| market_repository::insert(connection, market).await)
-            .await
+        market_repository::insert(&self.transaction, market).await
     }
 
     async fn find_by_id(&self, id: MarketId) -> Result<Option<Market>, RepositoryError> {
@@ -341,33 +339,18 @@ impl MarketRepository for Bound {
     }
 
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| {
-            market_repository::update(connection, market, expected_version).await
-        })
-        .await
+        market_repository::update(&self.transaction, market, expected_version).await
     }
 
     async fn delete(&self, id: MarketId, expected_version: i64) -> Result<(), RepositoryError> {
-        self.guarded(async |connection| {
-            market_repository::delete(connection, id, expected_version).await
-        })
-        .await
+        market_repository::delete(&self.transaction, id, expected_version).await
     }
 }
 
 #[async_trait]
 impl PositionRepository for Bound {
     async fn insert(&self, position: &Position) -> Result<(), RepositoryError> {
-        let savepoint = self.savepoint().await?;
-        let connection = savepoint.as_ref().unwrap_or(&self.transaction);
-        let inserted = position_repository::insert_row(connection, position).await;
-        if let Some(savepoint) = savepoint {
-            if matches!(inserted, position_repository::Inserted::Done(Ok(()))) {
-                savepoint.commit().await.map_err(unavailable)?;
-            } else {
-                savepoint.rollback().await.map_err(unavailable)?;
-            }
-        }
+        let inserted = position_repository::insert_row(&self.transaction, position).await;
         position_repository::name_reference(&self.transaction, position, inserted).await
     }
 

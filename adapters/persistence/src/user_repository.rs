@@ -239,8 +239,8 @@ pub(crate) async fn find_many<C: ConnectionTrait>(
     Ok(users)
 }
 
-/// Replaces the stored user with `user` on `connection`; in a PostgreSQL transaction, run it in a
-/// savepoint (an email conflict aborts the transaction otherwise).
+/// Replaces the stored user with `user` on `connection`. In a PostgreSQL transaction an email
+/// conflict aborts the transaction; an unknown id does not (no row matched).
 pub(crate) async fn update<C: ConnectionTrait>(
     connection: &C,
     user: &User,

@@ -18,4 +18,6 @@ mod redis_limiter;
 
 pub use fallback::FallbackRateLimiter;
 pub use in_process::InProcessRateLimiter;
-pub use redis_limiter::{MAX_LEASE, RedisRateLimiter, RedisRateLimiterConfig, RedisRateLimiterError};
+pub use redis_limiter::{
+    MAX_LEASE, RedisRateLimiter, RedisRateLimiterConfig, RedisRateLimiterError,
+};

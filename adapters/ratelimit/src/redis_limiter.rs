@@ -9,7 +9,6 @@ use deadpool_redis::redis::{AsyncConnectionConfig, Script};
 use deadpool_redis::{Manager, Pool, Runtime};
 use domain::ports::{Quota, RateDecision, RateLimitError, RateLimiter};
 
-
 use crate::gcra::Gcra;
 
 /// GCRA on `KEYS[1]`, which holds the key's theoretical arrival time (TAT) in microseconds of
@@ -232,7 +231,10 @@ impl RedisRateLimiter {
         let mut invocation = self
             .script
             .key(format!("{}ratelimit:{key}", self.key_prefix));
-        invocation.arg(gcra.interval).arg(gcra.tolerance).arg(wanted);
+        invocation
+            .arg(gcra.interval)
+            .arg(gcra.tolerance)
+            .arg(wanted);
         invocation
             .invoke_async(&mut connection)
             .await
@@ -258,8 +260,9 @@ impl RedisRateLimiter {
                     )));
                 }
             };
-        let unexpected =
-            |value: i64| RateLimitError::Unavailable(format!("unexpected reply from Redis: {value}"));
+        let unexpected = |value: i64| {
+            RateLimitError::Unavailable(format!("unexpected reply from Redis: {value}"))
+        };
         Ok((
             u32::try_from(granted)
                 .ok()

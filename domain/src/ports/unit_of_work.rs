@@ -30,6 +30,10 @@ pub trait UnitOfWork: Send + Sync {
 /// Implementations MUST make concurrent transactions that lock the same rows run one after the
 /// other (row locks on PostgreSQL, the database write lock on SQLite, a mutex in memory), and MUST
 /// make a dropped, uncommitted transaction leave no trace.
+///
+/// After a write returns an error, callers drop the transaction (some stores, PostgreSQL, cannot
+/// run another statement in it), except after `users().insert` and `jobs().enqueue`/`retry`,
+/// whose refusals (`Conflict`, a duplicate job) leave the transaction usable.
 #[async_trait]
 pub trait Transaction: Send + Sync {
     fn users(&self) -> &dyn UserRepository;
