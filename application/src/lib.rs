@@ -62,6 +62,8 @@ pub struct Deps {
     pub ids: Arc<dyn IdGenerator>,
     /// Uploaded market images and their thumbnails.
     pub blobs: Arc<dyn BlobStore>,
+    /// Keyword and vector search over markets.
+    pub search: markets::SearchEngine,
 }
 
 /// Business settings that are configuration rather than code.

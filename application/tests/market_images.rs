@@ -93,6 +93,13 @@ async fn world() -> World {
             clock: clock.clone(),
             ids: Arc::new(UuidV7Generator),
             blobs: blobs.clone(),
+            search: application::markets::SearchEngine {
+                keywords: store.keyword_search(),
+                embedder: Arc::new(adapter_search::LocalEmbedder),
+                vectors: Arc::new(adapter_search::InProcessVectorIndex::new(
+                    adapter_search::LocalEmbedder::DIMENSIONS,
+                )),
+            },
         },
         Settings {
             max_image_bytes: 200_000,

@@ -152,6 +152,13 @@ fn world() -> World {
             clock: clock.clone(),
             ids: Arc::new(UuidV7Generator),
             blobs: Arc::new(adapter_memory::InMemoryBlobStore::new()),
+            search: application::markets::SearchEngine {
+                keywords: store.keyword_search(),
+                embedder: Arc::new(adapter_search::LocalEmbedder),
+                vectors: Arc::new(adapter_search::InProcessVectorIndex::new(
+                    adapter_search::LocalEmbedder::DIMENSIONS,
+                )),
+            },
         },
         Settings::default(),
     );

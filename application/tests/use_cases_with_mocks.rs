@@ -88,6 +88,13 @@ impl Mocks {
                 clock: Arc::new(clock),
                 ids: Arc::new(ids),
                 blobs: Arc::new(adapter_memory::InMemoryBlobStore::new()),
+                search: application::markets::SearchEngine {
+                    keywords: store.keyword_search(),
+                    embedder: Arc::new(adapter_search::LocalEmbedder),
+                    vectors: Arc::new(adapter_search::InProcessVectorIndex::new(
+                        adapter_search::LocalEmbedder::DIMENSIONS,
+                    )),
+                },
             },
             Settings::default(),
         )

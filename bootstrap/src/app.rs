@@ -24,16 +24,19 @@ use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
     ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaJobQueue,
-    SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors, SeaSessionRepository,
-    SeaUnitOfWork, SeaUserRepository,
+    SeaKeywordSearch, SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors,
+    SeaSessionRepository, SeaUnitOfWork, SeaUserRepository,
 };
 use adapter_ratelimit::{
     FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter, RedisRateLimiterConfig,
 };
+use adapter_search::{InProcessVectorIndex, LocalEmbedder};
 use application::caching::{CachePolicy, CachedMarketRepository};
 use application::events::{EventCounters, Relay, RelaySettings};
 use application::jobs::{QueueLagProbe, Worker, WorkerSettings};
-use application::markets::{CloseEndedMarketsHandler, SettleMarketHandler, ThumbnailHandler};
+use application::markets::{
+    CloseEndedMarketsHandler, SearchEngine, SettleMarketHandler, ThumbnailHandler,
+};
 use application::notifications::{ResolutionNoticeHandler, WelcomeEmailHandler};
 use application::sessions::{SessionCache, SignInThrottle};
 use application::{Deps, Settings, UseCases};
@@ -297,6 +300,11 @@ pub fn use_cases(
             clock,
             ids: Arc::new(UuidV7Generator),
             blobs: Arc::new(LocalBlobStore::new(&config.uploads.dir)),
+            search: SearchEngine {
+                keywords: Arc::new(SeaKeywordSearch::new(database.clone())),
+                embedder: Arc::new(LocalEmbedder),
+                vectors: Arc::new(InProcessVectorIndex::new(LocalEmbedder::DIMENSIONS)),
+            },
         },
         Settings {
             starting_balance,
@@ -621,6 +629,38 @@ pub async fn run_workers_only(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Rebuilds the search indexes (`server reindex`): the keyword index from the markets table
+/// (SQLite's FTS5 table; PostgreSQL's column is generated and never behind), and the vector index
+/// of this process to measure it. Prints what it did.
+///
+/// # Errors
+/// [`StartError`] when the database cannot be opened or its schema is behind; the rebuild's own
+/// failures.
+pub async fn reindex(config: &Config) -> anyhow::Result<()> {
+    let database = open_pools(config, config.database.max_connections, false).await?;
+    let status = adapter_persistence::migration_status(&database).await?;
+    if !status.pending.is_empty() {
+        return Err(StartError::SchemaBehind(status.pending.len()).into());
+    }
+    let use_cases = use_cases(config, &database, None, None)?;
+    let engine = &use_cases.deps().search;
+    let started = std::time::Instant::now();
+    let keywords = engine.keywords.rebuild().await?;
+    println!("keyword index: {keywords} markets");
+    let vectors = use_cases
+        .rebuild_vector_index()
+        .await
+        .map_err(|error| anyhow::anyhow!(error.0))?;
+    println!(
+        "vector index ({}, embedder {}): {vectors} markets; every `server serve` rebuilds its own at start",
+        engine.vectors.kind(),
+        engine.embedder.name()
+    );
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    database.close().await.ok();
+    Ok(())
+}
+
 /// A built, bound, not yet running service.
 pub struct Application {
     port: u16,
@@ -682,10 +722,31 @@ impl Application {
             received.clone(),
         );
         let live = stream.clone();
+        let indexer = use_cases.clone();
         let forwarding = crate::events::forward(Arc::clone(&bus), move |event| {
             received.record(&event);
             live.publish(&event);
+            // Every instance keeps its own in-process vector index current (ADR 0015).
+            let indexer = indexer.clone();
+            tokio::spawn(async move {
+                if let Err(error) = indexer.index_after(&event.event.event).await {
+                    tracing::warn!(error = %error.0, "indexing a market for search failed");
+                }
+            });
             std::future::ready(())
+        });
+        let rebuilding = use_cases.clone();
+        tokio::spawn(async move {
+            let engine = &rebuilding.deps().search;
+            let (embedder, kind) = (engine.embedder.name(), engine.vectors.kind());
+            match rebuilding.rebuild_vector_index().await {
+                Ok(markets) => {
+                    tracing::info!(markets, embedder, index = kind, "search vector index built")
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error.0, "building the search vector index failed; searches use keywords only until markets are indexed again")
+                }
+            }
         });
         let background = open_background_database(config).await?;
         let relay = crate::events::run_relay(

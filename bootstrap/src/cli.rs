@@ -91,6 +91,16 @@ pub enum Command {
     )]
     Seed(SeedArgs),
 
+    /// Rebuild the market search indexes.
+    #[command(
+        long_about = "Rebuild the keyword index of market search from the markets table (SQLite's \
+            FTS5 table; PostgreSQL's search column is generated and always current) and embed \
+            every market again, printing how many are indexed. The schema must be current. Every \
+            `server serve` also rebuilds its in-process vector index when it starts.",
+        after_help = CONFIG_HELP
+    )]
+    Reindex,
+
     /// Run background job workers only (no HTTP) until SIGINT or SIGTERM.
     #[command(
         long_about = "Run background job workers on DATABASE_URL, without serving HTTP, until \

@@ -54,6 +54,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Seed(args) => runtime()?.block_on(seed::run(&config, args)),
+        Command::Reindex => runtime()?.block_on(app::reindex(&config)),
         Command::Worker => runtime()?.block_on(async move {
             app::run_workers_only(&config).await?;
             Ok(())

@@ -13,6 +13,7 @@ pub mod market;
 pub mod money;
 pub mod ports;
 pub mod position;
+pub mod search;
 pub mod session;
 pub mod settlement;
 pub mod user;

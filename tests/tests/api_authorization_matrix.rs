@@ -139,12 +139,16 @@ fn png() -> Vec<u8> {
 async fn call(
     app: &TestApp,
     operation: &str,
-    body: Option<&Value>,
+    entry: &Value,
     fixture: &Fixture,
     token: Option<&str>,
 ) -> Reply {
     let (method, path) = operation.split_once(' ').expect("METHOD /path");
-    let url = app.url(&fixture.fill(path));
+    let body = entry.get("body");
+    let mut url = app.url(&fixture.fill(path));
+    if let Some(query) = entry["query"].as_str() {
+        url = format!("{url}?{query}");
+    }
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
     let mut request = app.client.request(method, url);
     if let Some(token) = token {
@@ -238,14 +242,7 @@ async fn every_documented_operation_answers_each_caller_as_the_matrix_says() {
                     Some(app.login(&role_emails[index], PASSWORD).await)
                 }
             };
-            let reply = call(
-                &app,
-                operation,
-                entry.get("body"),
-                &fixture,
-                token.as_deref(),
-            )
-            .await;
+            let reply = call(&app, operation, entry, &fixture, token.as_deref()).await;
             cells += 1;
             if Some(u64::from(reply.status)) != expected.as_u64() {
                 failures.push(format!(

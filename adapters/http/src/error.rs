@@ -606,6 +606,14 @@ impl From<GetMarketError> for ApiError {
     }
 }
 
+impl From<application::markets::SearchMarketsError> for ApiError {
+    fn from(error: application::markets::SearchMarketsError) -> Self {
+        match error {
+            application::markets::SearchMarketsError::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
 impl From<ListMarketsError> for ApiError {
     fn from(error: ListMarketsError) -> Self {
         match error {

@@ -178,6 +178,11 @@ pub fn configure(config: &mut web::ServiceConfig, state: web::Data<AppState>, li
                 ))
                 // Before `/markets/{id}`, which would take `stream` for an id.
                 .service(resource(
+                    "/markets/search",
+                    "GET",
+                    [web::get().to(routes::search::search_markets)],
+                ))
+                .service(resource(
                     "/markets/stream",
                     "GET",
                     [web::get().to(stream::route::market_stream)],

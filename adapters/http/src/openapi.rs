@@ -31,6 +31,7 @@ use crate::{dto, envelope, error, metrics, routes, stream};
         routes::users::update_user,
         routes::users::delete_user,
         routes::markets::list_markets,
+        routes::search::search_markets,
         routes::markets::create_market,
         routes::markets::get_market,
         routes::markets::replace_market,
@@ -47,7 +48,7 @@ use crate::{dto, envelope, error, metrics, routes, stream};
         routes::jobs::get_job,
         routes::jobs::retry_job,
     ),
-    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse, dto::users::SessionResponse, dto::positions::PositionResponse, dto::jobs::JobResponse)),
+    components(schemas(error::ErrorBody, error::FieldError, envelope::PageMeta, dto::markets::MarketResponse, dto::users::UserResponse, dto::users::SessionResponse, dto::positions::PositionResponse, dto::jobs::JobResponse, routes::search::SearchHit)),
     modifiers(&Authentication, &InternalErrors, &RateLimited, &RequestHeaders),
     tags(
         (name = "auth", description = "Registration, sign-in (bearer tokens or a session cookie), refresh, logout and sessions"),

@@ -241,6 +241,14 @@ impl InMemoryStore {
         Arc::clone(&self.jobs)
     }
 
+    /// Keyword search over the store's markets.
+    #[must_use]
+    pub fn keyword_search(&self) -> Arc<crate::InMemoryKeywordSearch> {
+        Arc::new(crate::InMemoryKeywordSearch::in_scope(Scope::Committed(
+            Arc::clone(&self.shared),
+        )))
+    }
+
     /// The sessions, outside any transaction.
     #[must_use]
     pub fn sessions(&self) -> Arc<InMemorySessionRepository> {

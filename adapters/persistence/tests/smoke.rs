@@ -96,6 +96,7 @@ async fn migrations(database: &Database) {
             "m20261122_000005_create_jobs",
             "m20261122_000006_add_position_payouts",
             "m20261122_000007_create_sessions",
+            "m20261122_000008_add_market_search",
         ]
     );
     migrate_up(database).await.expect("migrates");

@@ -105,9 +105,37 @@ impl Lease {
     }
 }
 
-/// Leases by key, each behind its own lock so that one key's callers queue for one Redis call
-/// instead of each making their own.
-type Leases = moka::future::Cache<String, Arc<tokio::sync::Mutex<Option<Lease>>>>;
+/// One key's lease, and the turn to refill it.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Held only to take a cell or store a new lease: never across an `.await`.
+    lease: std::sync::Mutex<Option<Lease>>,
+    /// Held across the Redis call that refills the lease, so that one key's callers wait for one
+    /// call instead of each making their own.
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn decide(&self, limit: u32) -> Option<RateDecision> {
+        let mut lease = self
+            .lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lease
+            .as_mut()
+            .and_then(|lease| lease.decide(limit, Instant::now()))
+    }
+
+    fn store(&self, lease: Lease) {
+        *self
+            .lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lease);
+    }
+}
+
+/// Leases by key, bounded.
+type Leases = moka::future::Cache<String, Arc<Slot>>;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,21 +315,27 @@ impl std::fmt::Debug for RedisRateLimiter {
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision, RateLimitError> {
         let gcra = Gcra::of(quota);
-        let slot = self
-            .leases
-            .get_with_by_ref(key, async { Arc::new(tokio::sync::Mutex::new(None)) })
-            .await;
-        let mut lease = slot.lock().await;
-        if let Some(decision) = lease
-            .as_mut()
-            .and_then(|lease| lease.decide(quota.limit(), Instant::now()))
-        {
+        let slot = match self.leases.get(key).await {
+            Some(slot) => slot,
+            None => {
+                self.leases
+                    .get_with_by_ref(key, async { Arc::new(Slot::default()) })
+                    .await
+            }
+        };
+        // The common case: a cell of the lease, or a refusal still standing, without awaiting.
+        if let Some(decision) = slot.decide(quota.limit()) {
+            return Ok(decision);
+        }
+        let _refill = slot.refill.lock().await;
+        // Another caller may have refilled it while this one waited.
+        if let Some(decision) = slot.decide(quota.limit()) {
             return Ok(decision);
         }
         let (granted, reset, retry) = self.lease(key, gcra, lease_size(quota)).await?;
         let now = Instant::now();
         if granted == 0 {
-            *lease = Some(Lease::Refused {
+            slot.store(Lease::Refused {
                 until: now + Duration::from_micros(retry),
                 rested_at: now + Duration::from_micros(reset),
             });
@@ -309,7 +343,7 @@ impl RateLimiter for RedisRateLimiter {
         }
         let decision = gcra.decision(true, reset, 0);
         let unused = granted - 1;
-        *lease = Some(Lease::Cells {
+        slot.store(Lease::Cells {
             cells: unused,
             until: now + LEASE_LIFETIME.min(quota.period()),
             remaining_in_redis: decision.remaining,

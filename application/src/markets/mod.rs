@@ -1,4 +1,4 @@
-//! Use cases about markets: create, read, list, replace, update and delete; closing ended markets and settling finished ones.
+//! Use cases about markets: create, read, list, search, replace, update and delete; closing ended markets and settling finished ones.
 
 mod change_market;
 mod close_ended_markets;
@@ -7,6 +7,7 @@ mod delete_market;
 mod get_market;
 mod list_markets;
 mod market_image;
+mod search_markets;
 mod settle_market;
 mod thumbnail;
 
@@ -21,6 +22,7 @@ pub use list_markets::{ListMarketsError, MarketList};
 pub use market_image::{
     GetImageError, MAKE_THUMBNAIL, MarketImage, ServedImage, ThumbnailPayload, UploadImageError,
 };
+pub use search_markets::{Found, MAX_SEARCH_LIMIT, SearchEngine, SearchMarketsError, SearchMode};
 pub use settle_market::{
     SETTLE_MARKET, SettleMarketError, SettleMarketHandler, Settled, settle_market_job,
 };

@@ -10,6 +10,7 @@ mod jobs;
 mod mail;
 mod rate_limit;
 mod repository;
+mod search;
 mod security;
 mod sessions;
 mod system;
@@ -22,6 +23,7 @@ pub use jobs::{Enqueued, JobQueue};
 pub use mail::{Email, InvalidEmail, MailError, Mailer};
 pub use rate_limit::{InvalidQuota, Quota, RateDecision, RateLimitError, RateLimiter};
 pub use repository::{MAX_BATCH, MarketRepository, RepositoryError, UserRepository};
+pub use search::{EmbeddingError, EmbeddingProvider, KeywordSearch, VectorIndex, VectorIndexError};
 pub use security::{
     AccessClaims, HashError, IssuedToken, NewSecret, PasswordHasher, SecretGenerator, TokenError,
     TokenIssuer,

@@ -6,4 +6,5 @@ pub mod images;
 pub mod jobs;
 pub mod markets;
 pub mod positions;
+pub mod search;
 pub mod users;

@@ -10,6 +10,7 @@ mod m20261122_000004_create_relay_cursors;
 mod m20261122_000005_create_jobs;
 mod m20261122_000006_add_position_payouts;
 mod m20261122_000007_create_sessions;
+mod m20261122_000008_add_market_search;
 
 /// Every migration of the service, oldest first. Names come from the file names.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_jobs::Migration),
             Box::new(m20261122_000006_add_position_payouts::Migration),
             Box::new(m20261122_000007_create_sessions::Migration),
+            Box::new(m20261122_000008_add_market_search::Migration),
         ]
     }
 }
