@@ -63,7 +63,7 @@ pub const SYNONYMS: &[(&str, &str)] = &[
 ];
 
 impl LocalEmbedder {
-    pub const DIMENSIONS: usize = 512;
+    pub const DIMENSIONS: usize = 256;
 
     /// The embedding of one text.
     #[must_use]
@@ -141,7 +141,7 @@ mod tests {
         let a = LocalEmbedder::embed_one("Will it rain in Paris?");
         assert_eq!(a, LocalEmbedder::embed_one("Will it rain in Paris?"));
         assert!((a.cosine(&a) - 1.0).abs() < 1e-5);
-        assert_eq!(a.dimensions(), 512);
+        assert_eq!(a.dimensions(), 256);
     }
 
     #[test]

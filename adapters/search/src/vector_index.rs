@@ -10,9 +10,9 @@ use domain::search::{Embedding, ScoredMarket};
 
 /// Every embedding of a process, compared one by one (exact: no recall lost to an approximate
 /// structure). Components of unit vectors lie in `-1..=1` and are stored as `i8` (x127): a
-/// 512-dimension market takes 512 bytes, 10,000 markets 5 MiB, 100,000 markets 50 MiB, and the
+/// 256-dimension market takes 256 bytes, 10,000 markets 2.5 MiB, 100,000 markets 25 MiB, and the
 /// ranking moves by less than the quantisation step (1/127) of the similarity. A search over
-/// 100,000 markets is 51 million multiply-adds: a few milliseconds on one core. Past a few hundred thousand markets, use an approximate index (pgvector's HNSW).
+/// 100,000 markets is 26 million multiply-adds: a few milliseconds on one core. Past a few hundred thousand markets, use an approximate index (pgvector's HNSW).
 #[derive(Debug)]
 pub struct InProcessVectorIndex {
     dimensions: usize,
@@ -108,7 +108,7 @@ impl VectorIndex for InProcessVectorIndex {
         scored.select_nth_unstable_by(limit - 1, by_score);
         scored.truncate(limit);
         scored.sort_by(by_score);
-        #[allow(clippy::cast_precision_loss)] // |dot| <= 512 * 127^2 < 2^24: exact in f32
+        #[allow(clippy::cast_precision_loss)] // |dot| <= 256 * 127^2 < 2^24: exact in f32
         Ok(scored
             .into_iter()
             .map(|(dot, market_id)| ScoredMarket {
