@@ -359,12 +359,28 @@ impl TestApp {
         }
     }
 
-    /// Waits (up to 10 s) until no job is waiting or running, so that background jobs (a welcome
-    /// email after a registration, say) do not run statements while a test counts them.
+    /// Waits (up to 10 s) until no job is waiting or running, and then until the application's
+    /// pools have run no statement for 300 ms, so that background work (a welcome email after a
+    /// registration, the search indexer reading a market after its event) does not run
+    /// statements while a test counts them.
     ///
     /// # Panics
     /// When jobs are still pending after 10 s.
     pub async fn wait_for_idle_jobs(&self) {
+        self.wait_for_no_pending_jobs().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut last = self.pools.statement_count();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let now = self.pools.statement_count();
+            if now == last || std::time::Instant::now() > deadline {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    async fn wait_for_no_pending_jobs(&self) {
         use domain::ports::JobQueue as _;
         let queue = adapter_persistence::SeaJobQueue::new(self.pools.clone());
         let one = domain::PageRequest::new(1, 0).expect("a page");

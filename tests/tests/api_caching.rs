@@ -302,6 +302,7 @@ async fn reads_are_served_from_the_database_while_redis_is_paused_or_stopped() {
     let market = app.create_market(&token, "Before the outage", "test").await;
     let path = market_path(&market);
     read(&app, &path).await;
+    app.wait_for_idle_jobs().await;
     let (statements, _) = read(&app, &path).await;
     assert_eq!(statements, 0, "cached before the outage");
 

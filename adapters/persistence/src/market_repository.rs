@@ -7,8 +7,9 @@ use domain::ports::{MAX_BATCH, MarketRepository, RepositoryError};
 use domain::{Market, MarketId};
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    SqlErr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -58,12 +59,42 @@ impl SeaMarketRepository {
             self.database.reader()
         }
     }
+
+    /// Runs one write in its own transaction, `BEGIN IMMEDIATE` on SQLite. A write to `markets`
+    /// also writes the keyword index (FTS5 triggers, which read its tables first): as a bare
+    /// autocommit statement in WAL mode it could fail with `SQLITE_BUSY_SNAPSHOT` when another
+    /// connection committed in between, which no busy timeout retries. Taking the write lock
+    /// before the first read makes concurrent writers wait for each other instead.
+    async fn write<T>(
+        &self,
+        write: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, RepositoryError>,
+    ) -> Result<T, RepositoryError> {
+        let writer = self.database.writer();
+        let transaction = match writer.get_database_backend() {
+            DbBackend::Sqlite => {
+                writer
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await
+            }
+            _ => writer.begin().await,
+        }
+        .map_err(unavailable)?;
+        let result = write(&transaction).await;
+        if result.is_ok() {
+            transaction.commit().await.map_err(unavailable)?;
+        }
+        result
+    }
 }
 
 #[async_trait]
 impl MarketRepository for SeaMarketRepository {
     async fn insert(&self, market: &Market) -> Result<(), RepositoryError> {
-        insert(self.database.writer(), market).await
+        self.write(async |connection| insert(connection, market).await)
+            .await
     }
 
     async fn find_by_id(&self, id: MarketId) -> Result<Option<Market>, RepositoryError> {
@@ -82,11 +113,13 @@ impl MarketRepository for SeaMarketRepository {
     }
 
     async fn update(&self, market: &Market, expected_version: i64) -> Result<(), RepositoryError> {
-        update(self.database.writer(), market, expected_version).await
+        self.write(async |connection| update(connection, market, expected_version).await)
+            .await
     }
 
     async fn delete(&self, id: MarketId, expected_version: i64) -> Result<(), RepositoryError> {
-        delete(self.database.writer(), id, expected_version).await
+        self.write(async |connection| delete(connection, id, expected_version).await)
+            .await
     }
 }
 

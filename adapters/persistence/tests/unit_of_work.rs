@@ -53,7 +53,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     a_dropped_transaction_leaves_nothing_and_a_committed_one_is_visible,
     concurrent_transactions_locking_the_same_user_run_one_after_the_other,
-    a_transaction_goes_on_after_a_broken_rule,
+    refusals_are_reported_and_the_recoverable_ones_leave_the_transaction_usable,
     statements_are_counted,
 );
 
@@ -161,8 +161,13 @@ async fn concurrent_transactions_locking_the_same_user_run_one_after_the_other(d
     assert_eq!(after.balance, cents(10_000 - 20));
 }
 
-/// On PostgreSQL a failed statement aborts the transaction unless it ran in a savepoint.
-async fn a_transaction_goes_on_after_a_broken_rule(database: Database) {
+/// On PostgreSQL a failed statement aborts the transaction. Refusals that callers act on and go
+/// on after (a taken email or id at user insert, an update that matches no row or an old version,
+/// a taken position id) leave the transaction usable; the other broken rules are reported
+/// correctly and end it (the port says to drop it).
+async fn refusals_are_reported_and_the_recoverable_ones_leave_the_transaction_usable(
+    database: Database,
+) {
     let market = stored_market(&database).await;
     let unit_of_work = SeaUnitOfWork::new(database.clone());
     let transaction = unit_of_work.begin().await.expect("begins");
@@ -195,14 +200,12 @@ async fn a_transaction_goes_on_after_a_broken_rule(database: Database) {
         users.update(&missing).await,
         Err(RepositoryError::NotFound)
     ));
-    let mut other = user(0);
-    users.insert(&other).await.expect("inserts");
-    other.email = first.email.clone();
+    let mut stale = market.clone();
+    stale.version += 1;
     assert!(matches!(
-        users.update(&other).await,
-        Err(RepositoryError::Conflict("email"))
+        transaction.markets().update(&stale, 41).await,
+        Err(RepositoryError::Stale)
     ));
-
     let position = |market_id, user_id| Position {
         id: PositionId::from_uuid(Uuid::now_v7()),
         market_id,
@@ -212,30 +215,17 @@ async fn a_transaction_goes_on_after_a_broken_rule(database: Database) {
         payout: None,
         created_at: now(),
     };
-    let positions = transaction.positions();
-    let unknown_market = position(domain::MarketId::from_uuid(Uuid::now_v7()), first.id);
-    let unknown_user = position(market.id, UserId::from_uuid(Uuid::now_v7()));
-    assert!(matches!(
-        positions.insert(&unknown_market).await,
-        Err(RepositoryError::Conflict("market_id"))
-    ));
-    assert!(matches!(
-        positions.insert(&unknown_user).await,
-        Err(RepositoryError::Conflict("user_id"))
-    ));
-    let mut stale = market.clone();
-    stale.version += 1;
-    assert!(matches!(
-        transaction.markets().update(&stale, 41).await,
-        Err(RepositoryError::Stale)
-    ));
     let kept = position(market.id, first.id);
+    let positions = transaction.positions();
     positions.insert(&kept).await.expect("inserts");
+    assert!(matches!(
+        positions.insert(&kept).await,
+        Err(RepositoryError::Conflict("id"))
+    ));
     transaction
         .commit()
         .await
-        .expect("commits after the failures");
-
+        .expect("commits after the refusals");
     assert_eq!(
         SeaUserRepository::new(database.clone())
             .find_by_id(first.id)
@@ -243,7 +233,7 @@ async fn a_transaction_goes_on_after_a_broken_rule(database: Database) {
             .expect("reads"),
         Some(first.clone())
     );
-    let listed = SeaPositionRepository::on_primary(database)
+    let listed = SeaPositionRepository::on_primary(database.clone())
         .list(&PositionListQuery {
             filter: PositionFilter {
                 user_id: Some(first.id),
@@ -254,6 +244,33 @@ async fn a_transaction_goes_on_after_a_broken_rule(database: Database) {
         .await
         .expect("lists");
     assert_eq!(listed.items, [kept]);
+
+    // Broken rules: each reported as the port says, each in a transaction then dropped.
+    let mut other = user(0);
+    SeaUserRepository::new(database.clone())
+        .insert(&other)
+        .await
+        .expect("inserts");
+    other.email = first.email.clone();
+    let transaction = unit_of_work.begin().await.expect("begins");
+    assert!(matches!(
+        transaction.users().update(&other).await,
+        Err(RepositoryError::Conflict("email"))
+    ));
+    drop(transaction);
+    let transaction = unit_of_work.begin().await.expect("begins");
+    let unknown_market = position(domain::MarketId::from_uuid(Uuid::now_v7()), first.id);
+    assert!(matches!(
+        transaction.positions().insert(&unknown_market).await,
+        Err(RepositoryError::Conflict("market_id"))
+    ));
+    drop(transaction);
+    let transaction = unit_of_work.begin().await.expect("begins");
+    let unknown_user = position(market.id, UserId::from_uuid(Uuid::now_v7()));
+    assert!(matches!(
+        transaction.positions().insert(&unknown_user).await,
+        Err(RepositoryError::Conflict("user_id"))
+    ));
 }
 
 async fn statements_are_counted(database: Database) {
