@@ -30,7 +30,7 @@ use adapter_persistence::{
 use adapter_ratelimit::{
     FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter, RedisRateLimiterConfig,
 };
-use adapter_search::{InProcessVectorIndex, LocalEmbedder};
+use adapter_search::{InProcessVectorIndex, LocalEmbedder, OpenAiEmbedder, OpenAiSettings};
 use application::caching::{CachePolicy, CachedMarketRepository};
 use application::events::{EventCounters, Relay, RelaySettings};
 use application::jobs::{QueueLagProbe, Worker, WorkerSettings};
@@ -43,11 +43,12 @@ use application::{Deps, Settings, UseCases};
 use backon::{ExponentialBuilder, Retryable};
 use domain::RetryPolicy;
 use domain::ports::{
-    Cache, Clock, EventBus, HealthProbe, InvalidQuota, Mailer, MarketRepository, Quota, RateLimiter,
+    Cache, Clock, EmbeddingProvider, EventBus, HealthProbe, InvalidQuota, Mailer, MarketRepository,
+    Quota, RateLimiter,
 };
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::{Config, EmbedderKind};
 
 /// Why the application could not start. Each variant names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -300,11 +301,7 @@ pub fn use_cases(
             clock,
             ids: Arc::new(UuidV7Generator),
             blobs: Arc::new(LocalBlobStore::new(&config.uploads.dir)),
-            search: SearchEngine {
-                keywords: Arc::new(SeaKeywordSearch::new(database.clone())),
-                embedder: Arc::new(LocalEmbedder),
-                vectors: Arc::new(InProcessVectorIndex::new(LocalEmbedder::DIMENSIONS)),
-            },
+            search: search_engine(config, database)?,
         },
         Settings {
             starting_balance,
@@ -316,6 +313,34 @@ pub fn use_cases(
             sessions: config.auth.session_settings(),
         },
     ))
+}
+
+/// Market search as configured: keyword search in the database, the embedder of
+/// `search.embedder`, and an in-process vector index of its dimensions.
+///
+/// # Errors
+/// [`StartError::Config`] when the embeddings client cannot be built.
+fn search_engine(config: &Config, database: &Database) -> Result<SearchEngine, StartError> {
+    let settings = &config.search;
+    let embedder: Arc<dyn EmbeddingProvider> = match settings.embedder {
+        EmbedderKind::Local => Arc::new(LocalEmbedder),
+        EmbedderKind::Openai => Arc::new(
+            OpenAiEmbedder::new(OpenAiSettings {
+                base_url: settings.base_url.clone(),
+                model: settings.model.clone(),
+                api_key: settings.api_key.clone(),
+                dimensions: settings.dimensions,
+                timeout: Duration::from_millis(settings.timeout_ms),
+                retries: settings.retries,
+            })
+            .map_err(|error| StartError::Config(format!("search: {error}")))?,
+        ),
+    };
+    Ok(SearchEngine {
+        keywords: Arc::new(SeaKeywordSearch::new(database.clone())),
+        vectors: Arc::new(InProcessVectorIndex::new(embedder.dimensions())),
+        embedder,
+    })
 }
 
 /// Market reads as configured: through the in-process cache, through it in front of Redis when

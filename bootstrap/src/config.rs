@@ -103,6 +103,13 @@
 //! | `rate_limit.register_per_hour` | `APP_RATE_LIMIT__REGISTER_PER_HOUR` | `20` | `POST /api/v1/auth/register` per hour from one client IP, 1 to 1000000000. |
 //! | `rate_limit.uploads_per_hour` | `APP_RATE_LIMIT__UPLOADS_PER_HOUR` | `60` | `POST /api/v1/markets/{id}/image` per hour from one client IP, 1 to 1000000000. |
 //! | `rate_limit.trusted_proxies` | `APP_RATE_LIMIT__TRUSTED_PROXIES` | empty | Comma-separated IP addresses and CIDR blocks (`10.0.0.0/8`) of the proxies in front of the service: when the peer is one of them, the client IP is the right-most `X-Forwarded-For` address that is not; otherwise it is the peer address. Empty: `X-Forwarded-For` is ignored. |
+//! | `search.embedder` | `APP_SEARCH__EMBEDDER` | `local` | How market search turns texts into vectors: `local` (in process, no model, no network: hashed character trigrams, stems and a small synonym table; catches misspellings, not real synonyms) or `openai` (an OpenAI-compatible `POST {base_url}/embeddings` API). See `docs/search.md`. |
+//! | `search.base_url` | `APP_SEARCH__BASE_URL` | `http://127.0.0.1:11434/v1` | With `openai`: the API's base URL without `/embeddings`; plain `http://` only (a local model server such as Ollama or vLLM, or a proxy that adds TLS in front of a hosted API). |
+//! | `search.model` | `APP_SEARCH__MODEL` | `nomic-embed-text` | With `openai`: the embedding model, 1 to 200 bytes. |
+//! | `search.api_key` | `APP_SEARCH__API_KEY` | unset | With `openai`: the bearer token sent to the API (a secret, never logged); unset sends none. |
+//! | `search.dimensions` | `APP_SEARCH__DIMENSIONS` | `768` | With `openai`: the length of the model's vectors (768 for `nomic-embed-text`, 1536 for `text-embedding-3-small`), 8 to 8192; answers of another length are refused. The local embedder always uses 256. |
+//! | `search.timeout_ms` | `APP_SEARCH__TIMEOUT_MS` | `10000` | With `openai`: limit of one request, 1 ms to 300000 ms. |
+//! | `search.retries` | `APP_SEARCH__RETRIES` | `3` | With `openai`: times a request that failed transiently (timeout, connection error, 429, 5xx) is tried again, with exponential backoff and jitter, 0 to 10. Other 4xx answers are never retried. |
 //!
 //! # Rules
 //!
@@ -296,6 +303,46 @@ pub struct Config {
     pub mail: MailSettings,
     /// Rate limits on `/api/v1`.
     pub rate_limit: RateLimitConfig,
+    /// Market search.
+    pub search: SearchConfig,
+}
+
+/// `[search]`: how market texts become vectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    pub embedder: EmbedderKind,
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<SecretString>,
+    pub dimensions: usize,
+    pub timeout_ms: u64,
+    pub retries: u32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            embedder: EmbedderKind::Local,
+            base_url: "http://127.0.0.1:11434/v1".to_owned(),
+            model: "nomic-embed-text".to_owned(),
+            api_key: None,
+            dimensions: 768,
+            timeout_ms: 10_000,
+            retries: 3,
+        }
+    }
+}
+
+/// `search.embedder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    /// In process, no model.
+    #[default]
+    Local,
+    /// An OpenAI-compatible embeddings API.
+    Openai,
 }
 
 /// `[http]`: the HTTP server.
@@ -1152,6 +1199,21 @@ impl Config {
             8 * auth.argon2_parallelism..=4_194_304,
         )?;
 
+        let search = &self.search;
+        check_range("search.dimensions", search.dimensions, 8..=8_192)?;
+        check_range("search.timeout_ms", search.timeout_ms, 1..=300_000)?;
+        check_range("search.retries", search.retries, 0..=10)?;
+        check_text("search.model", &search.model)?;
+        if search.model.len() > 200 {
+            return Err(ConfigError::at("search.model", "must be 1 to 200 bytes"));
+        }
+        if search.embedder == EmbedderKind::Openai && !search.base_url.starts_with("http://") {
+            return Err(ConfigError::at(
+                "search.base_url",
+                "must be an http:// URL (this client speaks plain HTTP: put a TLS proxy in front of a hosted API)",
+            ));
+        }
+
         if let Err(error) = self.markets.starting_balance_amount() {
             return Err(ConfigError::at(
                 "markets.starting_balance",
@@ -1598,6 +1660,42 @@ const KEYS: &[Key] = &[
         false,
     ),
     key(
+        "auth.refresh_idle_secs",
+        "APP_AUTH__REFRESH_IDLE_SECS",
+        false,
+        false,
+    ),
+    key(
+        "auth.refresh_absolute_secs",
+        "APP_AUTH__REFRESH_ABSOLUTE_SECS",
+        false,
+        false,
+    ),
+    key(
+        "auth.cookie_idle_secs",
+        "APP_AUTH__COOKIE_IDLE_SECS",
+        false,
+        false,
+    ),
+    key(
+        "auth.cookie_absolute_secs",
+        "APP_AUTH__COOKIE_ABSOLUTE_SECS",
+        false,
+        false,
+    ),
+    key(
+        "auth.cookie_secure",
+        "APP_AUTH__COOKIE_SECURE",
+        false,
+        false,
+    ),
+    key(
+        "auth.session_check_ttl_ms",
+        "APP_AUTH__SESSION_CHECK_TTL_MS",
+        false,
+        false,
+    ),
+    key(
         "auth.hash_concurrency",
         "APP_AUTH__HASH_CONCURRENCY",
         false,
@@ -1695,6 +1793,13 @@ const KEYS: &[Key] = &[
         false,
         true,
     ),
+    key("search.embedder", "APP_SEARCH__EMBEDDER", false, true),
+    key("search.base_url", "APP_SEARCH__BASE_URL", false, true),
+    key("search.model", "APP_SEARCH__MODEL", false, true),
+    key("search.api_key", "APP_SEARCH__API_KEY", false, true),
+    key("search.dimensions", "APP_SEARCH__DIMENSIONS", false, false),
+    key("search.timeout_ms", "APP_SEARCH__TIMEOUT_MS", false, false),
+    key("search.retries", "APP_SEARCH__RETRIES", false, false),
 ];
 
 /// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.
@@ -1711,6 +1816,7 @@ const SECTIONS: &[&str] = &[
     "uploads",
     "mail",
     "rate_limit",
+    "search",
 ];
 
 const ENV_PREFIX: &str = "APP_";
