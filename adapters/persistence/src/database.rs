@@ -301,3 +301,24 @@ fn configure_sqlite(
     });
     Ok(())
 }
+
+/// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, which takes the database's
+/// write lock before the first read (a deferred transaction that read first could fail with
+/// `SQLITE_BUSY_SNAPSHOT` when it comes to write, which no busy timeout retries), a plain `BEGIN`
+/// elsewhere.
+pub(crate) async fn begin_writing(
+    connection: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::TransactionTrait as _;
+    match connection.get_database_backend() {
+        DbBackend::Sqlite => {
+            connection
+                .begin_with_options(sea_orm::TransactionOptions {
+                    sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    ..sea_orm::TransactionOptions::default()
+                })
+                .await
+        }
+        _ => connection.begin().await,
+    }
+}

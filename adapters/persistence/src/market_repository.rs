@@ -7,9 +7,8 @@ use domain::ports::{MAX_BATCH, MarketRepository, RepositoryError};
 use domain::{Market, MarketId};
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, SqlErr,
 };
 use uuid::Uuid;
 
@@ -69,19 +68,9 @@ impl SeaMarketRepository {
         &self,
         write: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
-        let writer = self.database.writer();
-        let transaction = match writer.get_database_backend() {
-            DbBackend::Sqlite => {
-                writer
-                    .begin_with_options(TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..TransactionOptions::default()
-                    })
-                    .await
-            }
-            _ => writer.begin().await,
-        }
-        .map_err(unavailable)?;
+        let transaction = crate::database::begin_writing(self.database.writer())
+            .await
+            .map_err(unavailable)?;
         let result = write(&transaction).await;
         if result.is_ok() {
             transaction.commit().await.map_err(unavailable)?;

@@ -2,9 +2,7 @@
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Func, Query};
-use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
 use crate::database::Database;
 
@@ -40,19 +38,9 @@ const MIGRATION_LOCK: i64 = 0x006d_6967_7261_7465; // "migrate" in ASCII
 /// # Errors
 /// [`MigrateError`] when a migration fails or the database cannot be reached.
 pub async fn migrate_up(database: &Database) -> Result<(), MigrateError> {
-    let writer = database.writer();
-    let transaction = match writer.get_database_backend() {
-        DbBackend::Sqlite => {
-            writer
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await
-        }
-        _ => writer.begin().await,
-    }
-    .map_err(MigrateError)?;
+    let transaction = crate::database::begin_writing(database.writer())
+        .await
+        .map_err(MigrateError)?;
     if transaction.get_database_backend() == DbBackend::Postgres {
         let lock = Query::select()
             .expr(Func::cust("pg_advisory_xact_lock").arg(MIGRATION_LOCK))

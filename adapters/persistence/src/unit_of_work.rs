@@ -16,8 +16,7 @@ use domain::{
     RecordedEvent, RefreshToken, RevokeReason, SecretDigest, Session, SessionId, User, UserId,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect, TransactionTrait,
 };
 
 use crate::database::Database;
@@ -75,19 +74,9 @@ impl SeaUnitOfWork {
 #[async_trait]
 impl UnitOfWork for SeaUnitOfWork {
     async fn begin(&self) -> Result<Box<dyn Transaction>, RepositoryError> {
-        let writer = self.database.writer();
-        let transaction = match writer.get_database_backend() {
-            DbBackend::Sqlite => {
-                writer
-                    .begin_with_options(TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..TransactionOptions::default()
-                    })
-                    .await
-            }
-            _ => writer.begin().await,
-        }
-        .map_err(unavailable)?;
+        let transaction = crate::database::begin_writing(self.database.writer())
+            .await
+            .map_err(unavailable)?;
         Ok(Box::new(SeaTransaction {
             bound: Bound {
                 transaction,

@@ -1,7 +1,7 @@
 //! Refreshing: a refresh token is used once and replaced; a used one presented again ends its family.
 
 use domain::ports::IssuedToken;
-use domain::{Actor, RevokeReason, SessionMode, SessionState};
+use domain::{RevokeReason, SessionMode, SessionState};
 
 use crate::{Unavailable, UseCases};
 
@@ -108,14 +108,7 @@ impl UseCases {
             .map_err(Unavailable::from)?;
         transaction.commit().await.map_err(Unavailable::from)?;
 
-        let actor = Actor {
-            user_id: user.id,
-            role: user.role,
-        };
-        let access_token = deps
-            .tokens
-            .issue(&actor, session.id)
-            .map_err(Unavailable::from_error)?;
+        let access_token = self.access_token(&user, &session)?;
         Ok(Refreshed {
             session_id: session.id,
             access_token,

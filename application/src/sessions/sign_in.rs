@@ -142,14 +142,7 @@ impl UseCases {
                 let refresh_token = self
                     .next_refresh_token(transaction.sessions(), &session, now)
                     .await?;
-                let actor = Actor {
-                    user_id: user.id,
-                    role: user.role,
-                };
-                let access_token = deps
-                    .tokens
-                    .issue(&actor, session.id)
-                    .map_err(Unavailable::from_error)?;
+                let access_token = self.access_token(user, &session)?;
                 Credentials::Bearer {
                     access_token,
                     refresh_token,
@@ -169,6 +162,22 @@ impl UseCases {
         };
         transaction.commit().await?;
         Ok((session, credentials))
+    }
+
+    /// A new access token for `user` in `session`.
+    pub(super) fn access_token(
+        &self,
+        user: &User,
+        session: &Session,
+    ) -> Result<IssuedToken, Unavailable> {
+        let actor = Actor {
+            user_id: user.id,
+            role: user.role,
+        };
+        self.deps()
+            .tokens
+            .issue(&actor, session.id)
+            .map_err(Unavailable::from_error)
     }
 
     /// Makes and stores the next refresh token of `session`'s family; returns its secret.
