@@ -18,6 +18,7 @@ use crate::error::{ApiError, ErrorBody};
 pub struct SearchParams {
     /// What to look for: 1 to 200 characters with at least one letter or digit.
     #[param(
+        required = true,
         min_length = 1,
         max_length = 200,
         pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[\\p{L}\\p{N}][^\\x00-\\x1f\\x7f-\\x9f]*$"
