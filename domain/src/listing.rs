@@ -455,10 +455,9 @@ pub struct EmailPrefix(String);
 
 impl EmailPrefix {
     /// # Errors
-    /// [`EmailPrefixError`] when the trimmed text is empty, longer than an email may be, or has
-    /// whitespace or control characters.
+    /// [`EmailPrefixError`] when the text is empty, longer than an email may be, or has whitespace
+    /// or control characters (anywhere: nothing is trimmed).
     pub fn parse(text: &str) -> Result<Self, EmailPrefixError> {
-        let text = text.trim();
         let max = crate::user::Email::MAX_LEN;
         if text.is_empty()
             || text.chars().count() > max

@@ -16,8 +16,9 @@ pub enum SearchQueryError {
     NoWords,
 }
 
-/// What a client searches for: 1 to 200 characters with at least one word (a run of letters or
-/// digits). Words are lower-cased; at most [`SearchQuery::MAX_WORDS`] are used.
+/// What a client searches for: 1 to 200 characters (as sent, surrounding spaces included), no
+/// control characters anywhere, at least one word (a run of letters or digits). Words are
+/// lower-cased; at most [`SearchQuery::MAX_WORDS`] are used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchQuery {
     text: String,
@@ -31,7 +32,6 @@ impl SearchQuery {
     /// # Errors
     /// [`SearchQueryError`] when blank or too long, with control characters, or without a word.
     pub fn parse(text: &str) -> Result<Self, SearchQueryError> {
-        let text = text.trim();
         let length = text.chars().count();
         if length == 0 || length > Self::MAX_LEN {
             return Err(SearchQueryError::Length { max: Self::MAX_LEN });
@@ -39,6 +39,7 @@ impl SearchQuery {
         if text.chars().any(char::is_control) {
             return Err(SearchQueryError::ControlCharacters);
         }
+        let text = text.trim();
         let mut words: Vec<String> = Vec::new();
         for word in words_of(text) {
             if !words.contains(&word) && words.len() < Self::MAX_WORDS {
@@ -193,9 +194,17 @@ mod tests {
             Err(SearchQueryError::Length { max: 200 })
         );
         assert_eq!(SearchQuery::parse("?!*"), Err(SearchQueryError::NoWords));
+        for control in ["a\u{0}b", "rain\r", "\train"] {
+            assert_eq!(
+                SearchQuery::parse(control),
+                Err(SearchQueryError::ControlCharacters),
+                "{control:?}"
+            );
+        }
         assert_eq!(
-            SearchQuery::parse("a\u{0}b"),
-            Err(SearchQueryError::ControlCharacters)
+            SearchQuery::parse(&format!("{} ", "a".repeat(200))),
+            Err(SearchQueryError::Length { max: 200 }),
+            "the length as sent"
         );
         let many = (0..40)
             .map(|n| format!("w{n}"))
