@@ -58,11 +58,7 @@ impl UseCases {
             .find(id)
             .await?
             .ok_or(JobStatusError::NotFound)?;
-        let may_see = job
-            .owner
-            .is_some_and(|owner| actor.may_own(owner, true).is_ok())
-            || actor.require(Permission::Admin).is_ok();
-        if may_see {
+        if actor.may_see_job(job.owner).is_ok() {
             Ok(job)
         } else {
             Err(JobStatusError::NotFound)

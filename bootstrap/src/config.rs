@@ -2232,6 +2232,46 @@ mod tests {
     }
 
     #[test]
+    fn session_and_search_bounds_are_enforced_and_named() {
+        for (variable, value, key) in [
+            (
+                "APP_AUTH__SESSION_CHECK_TTL_MS",
+                "1001",
+                "auth.session_check_ttl_ms",
+            ),
+            (
+                "APP_AUTH__REFRESH_IDLE_SECS",
+                "59",
+                "auth.refresh_idle_secs",
+            ),
+            ("APP_AUTH__COOKIE_IDLE_SECS", "0", "auth.cookie_idle_secs"),
+            ("APP_SEARCH__DIMENSIONS", "7", "search.dimensions"),
+            ("APP_SEARCH__RETRIES", "11", "search.retries"),
+        ] {
+            let error = load_env(&[(variable, value)]).expect_err(variable);
+            assert_eq!(error.key(), format!("{variable} ({key})"));
+        }
+        // An absolute lifetime shorter than the idle one could never be reached idle.
+        let error = load_env(&[
+            ("APP_AUTH__COOKIE_IDLE_SECS", "3600"),
+            ("APP_AUTH__COOKIE_ABSOLUTE_SECS", "1800"),
+        ])
+        .expect_err("absolute below idle");
+        assert_eq!(
+            error.key(),
+            "APP_AUTH__COOKIE_ABSOLUTE_SECS (auth.cookie_absolute_secs)"
+        );
+        let error = load_env(&[
+            ("APP_SEARCH__EMBEDDER", "openai"),
+            ("APP_SEARCH__BASE_URL", "https://api.example.com/v1"),
+        ])
+        .expect_err("https is not spoken");
+        assert_eq!(error.key(), "APP_SEARCH__BASE_URL (search.base_url)");
+        let config = load_env(&[("APP_AUTH__SESSION_CHECK_TTL_MS", "1000")]).expect("one second");
+        assert_eq!(config.auth.session_check_ttl_ms, 1000);
+    }
+
+    #[test]
     fn port_zero_is_allowed() {
         let config = load_env(&[("PORT", "0")]).expect("port 0 picks a free port");
         assert_eq!(config.http.port, 0);

@@ -111,13 +111,26 @@ impl Actor {
         if allowed { Ok(()) } else { Err(AccessDenied) }
     }
 
-    /// Sessions and jobs belong to the user who started them: only they may see or end them;
-    /// admins may see anyone's jobs (`owner_or_admin`).
+    /// A session is its user's alone: only they may see or end it (admins end other users'
+    /// sessions by disabling the account).
     ///
     /// # Errors
-    /// [`AccessDenied`] when the actor is not the owner (nor an admin, where admins count).
-    pub fn may_own(&self, owner: UserId, admins_too: bool) -> Result<(), AccessDenied> {
-        if owner == self.user_id || (admins_too && self.role.has(Permission::Admin)) {
+    /// [`AccessDenied`] when the session belongs to someone else.
+    pub fn may_manage_session(&self, owner: UserId) -> Result<(), AccessDenied> {
+        if owner == self.user_id {
+            Ok(())
+        } else {
+            Err(AccessDenied)
+        }
+    }
+
+    /// A job is visible to the user it acts for (the uploader of an image, say) and to admins;
+    /// a job acting for nobody (settlement, scheduled work) to admins only.
+    ///
+    /// # Errors
+    /// [`AccessDenied`] for anyone else.
+    pub fn may_see_job(&self, owner: Option<UserId>) -> Result<(), AccessDenied> {
+        if owner == Some(self.user_id) || self.role.has(Permission::Admin) {
             Ok(())
         } else {
             Err(AccessDenied)
@@ -237,14 +250,17 @@ mod tests {
     }
 
     #[test]
-    fn owned_things_are_the_owners_and_maybe_the_admins() {
+    fn sessions_are_their_users_and_jobs_their_owners_and_the_admins() {
         let me = UserId::from_uuid(Uuid::now_v7());
         let other = UserId::from_uuid(Uuid::now_v7());
         for role in Role::ALL {
             let actor = Actor { user_id: me, role };
-            assert!(actor.may_own(me, false).is_ok());
-            assert!(actor.may_own(other, false).is_err(), "{role}");
-            assert_eq!(actor.may_own(other, true).is_ok(), role == Role::Admin);
+            assert!(actor.may_manage_session(me).is_ok());
+            assert!(actor.may_manage_session(other).is_err(), "{role}");
+            assert!(actor.may_see_job(Some(me)).is_ok());
+            let admin = role == Role::Admin;
+            assert_eq!(actor.may_see_job(Some(other)).is_ok(), admin, "{role}");
+            assert_eq!(actor.may_see_job(None).is_ok(), admin, "{role}");
         }
     }
 

@@ -86,6 +86,10 @@ async fn bearer_sign_in_refresh_rotation_and_reuse_detection(app: TestApp) {
     assert_eq!((me.status, code(&me)), (401, "session_revoked"));
 
     // Never issued, and a refresh token presented as an access token.
+    for malformed in [String::new(), "0".repeat(257)] {
+        let reply = refresh(&app, &malformed).await;
+        assert_eq!((reply.status, code(&reply)), (400, "validation_failed"));
+    }
     let unknown = refresh(&app, &"0".repeat(64)).await;
     assert_eq!(
         (unknown.status, code(&unknown)),

@@ -136,6 +136,22 @@ async fn a_role_change_applies_to_the_users_live_token(app: TestApp) {
     .await;
     assert_eq!(demoted.status, 409);
     assert_eq!(demoted.body["code"], "conflict");
+    for refused in [
+        patch(
+            &app,
+            &admin,
+            &format!("/api/v1/users/{admin_id}"),
+            &json!({"disabled": true}),
+        )
+        .await,
+        delete(&app, &admin, &format!("/api/v1/users/{admin_id}")).await,
+    ] {
+        assert_eq!(refused.status, 409, "{}", refused.text);
+    }
+    assert_eq!(
+        app.get_as(&admin, "/api/v1/users/me").await.body["data"]["role"],
+        "admin"
+    );
 }
 
 async fn fields_the_caller_may_not_set_are_refused_not_ignored(app: TestApp) {

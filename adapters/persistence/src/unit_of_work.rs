@@ -48,8 +48,8 @@ use crate::{
 ///   Savepoints, two more round trips each (`SAVEPOINT`, `RELEASE`), are kept only where a caller
 ///   goes on after a refusal: a user insert (the email is looked up after an id conflict) and
 ///   the job queue's `enqueue` and `retry` (a taken unique key is an answer, not a failure).
-///   Dropping the others took an authenticated `POST /positions` from 7 round trips of
-///   savepoints to none (performance.md, finding 10).
+///   Dropping the others took an authenticated `POST /positions` from three savepoints
+///   (six round trips) to none (performance.md, finding 10).
 /// - Events recorded in the outbox are inserted at commit, just before it, without a lock:
 ///   readers wait at holes in the numbering instead (see [`crate::SeaOutbox`]).
 /// - The transaction's `idempotency()` runs every method inside the transaction, `claim`

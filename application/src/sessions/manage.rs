@@ -60,7 +60,7 @@ impl UseCases {
             .map_err(Unavailable::from)?
             .ok_or(SessionError::NotFound)?;
         actor
-            .may_own(session.user_id, false)
+            .may_manage_session(session.user_id)
             .map_err(|_| SessionError::NotFound)?;
         deps.sessions
             .revoke(id, reason, deps.clock.now())

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{parses, parses_if_present};
+use super::{parses, parses_if_present, present};
 use crate::error::{ApiError, FieldError};
 
 /// `POST /api/v1/markets` and `PUT /api/v1/markets/{id}`: what a market says.
@@ -165,15 +165,6 @@ pub struct MarketPatchRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable = false, example = "yes", pattern = "^(yes|no)$")]
     pub outcome: Option<Outcome>,
-}
-
-/// A field that may be left out but, when given, is not `null` (as the document says).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
 }
 
 impl MarketPatchRequest {

@@ -28,3 +28,13 @@ pub(crate) fn parses_if_present<T, E: Display>(
         None => Ok(()),
     }
 }
+
+/// A field that may be left out but, when given, is not `null` (as the document says): for
+/// `#[serde(default, deserialize_with = "present")]` on `Option` fields of PATCH bodies.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}

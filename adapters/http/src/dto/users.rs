@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::markets::{Problems, whole_number, window};
-use super::{parses, parses_if_present};
+use super::{parses, parses_if_present, present};
 use crate::error::ApiError;
 
 /// `POST /api/v1/auth/register`.
@@ -98,15 +98,6 @@ impl From<LoginMode> for SessionMode {
     }
 }
 
-/// A field that may be left out but, when given, is not `null`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
-
 /// Bearer-mode credentials: a short-lived access token and the refresh token that renews it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
@@ -168,7 +159,8 @@ impl SessionResponse {
             mode: session.mode.as_str(),
             created_at: session.created_at,
             last_used_at: session.last_used_at,
-            expires_at: session.idle_expires_at.min(session.expires_at),
+            // Never after `expires_at` (`Session::start` and `touch` keep it so).
+            expires_at: session.idle_expires_at,
             user_agent: session.user_agent.clone(),
             current: session.id == current,
         }

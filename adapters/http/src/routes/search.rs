@@ -60,13 +60,12 @@ pub async fn search_markets(
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let mut problems = Problems::default();
-    let query = match params.q.as_deref() {
-        Some(text) => problems.take("q", Some(text), SearchQuery::parse),
-        None => {
-            problems.push("q", "is required");
-            None
-        }
-    };
+    // An absent `q` is refused like an empty one.
+    let query = problems.take(
+        "q",
+        Some(params.q.as_deref().unwrap_or_default()),
+        SearchQuery::parse,
+    );
     let limit = problems
         .take("limit", params.limit.as_deref(), whole_number)
         .unwrap_or(20);
@@ -76,10 +75,10 @@ pub async fn search_markets(
     let status = problems.take("status", params.status.as_deref(), |text| {
         MarketStatus::parse(text).map_err(|_| "must be active, closed, resolved or cancelled")
     });
-    let query = problems.into_result(query)?;
-    let Some(query) = query else {
-        return Err(ApiError::invalid_field("q", "is required"));
-    };
+    // `take` gave `None` only with a problem recorded, so `into_result` refused already.
+    let query = problems
+        .into_result(query)?
+        .ok_or_else(|| ApiError::invalid_field("q", "must be 1 to 200 characters"))?;
     let found = state
         .use_cases
         .search_markets(&query, status, limit)
