@@ -23,9 +23,9 @@ use adapter_http::stream::{MarketStream, StreamSettings};
 use adapter_http::{AppState, HttpLimits};
 use adapter_memory::{InProcessRecentWrites, SystemClock, UuidV7Generator};
 use adapter_persistence::{
-    ConnectError, Database, DatabaseProbe, PoolOptions, SeaIdempotencyStore, SeaJobQueue,
-    SeaKeywordSearch, SeaMarketRepository, SeaOutbox, SeaPositionRepository, SeaRelayCursors,
-    SeaSessionRepository, SeaUnitOfWork, SeaUserRepository,
+    ConnectError, Database, DatabaseProbe, PgVectorIndex, PgVectorUnavailable, PoolOptions,
+    SeaIdempotencyStore, SeaJobQueue, SeaKeywordSearch, SeaMarketRepository, SeaOutbox,
+    SeaPositionRepository, SeaRelayCursors, SeaSessionRepository, SeaUnitOfWork, SeaUserRepository,
 };
 use adapter_ratelimit::{
     FallbackRateLimiter, InProcessRateLimiter, RedisRateLimiter, RedisRateLimiterConfig,
@@ -44,11 +44,11 @@ use backon::{ExponentialBuilder, Retryable};
 use domain::RetryPolicy;
 use domain::ports::{
     Cache, Clock, EmbeddingProvider, EventBus, HealthProbe, InvalidQuota, Mailer, MarketRepository,
-    Quota, RateLimiter,
+    Quota, RateLimiter, VectorIndex,
 };
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, EmbedderKind};
+use crate::config::{Config, EmbedderKind, VectorIndexKind};
 
 /// Why the application could not start. Each variant names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -230,7 +230,7 @@ async fn open_pools(
 ///
 /// # Errors
 /// [`StartError`] for bad business settings, hashing or token configuration.
-pub fn use_cases(
+pub async fn use_cases(
     config: &Config,
     database: &Database,
     redis: Option<&TieredCache>,
@@ -301,7 +301,7 @@ pub fn use_cases(
             clock,
             ids: Arc::new(UuidV7Generator),
             blobs: Arc::new(LocalBlobStore::new(&config.uploads.dir)),
-            search: search_engine(config, database)?,
+            search: search_engine(config, database).await?,
         },
         Settings {
             starting_balance,
@@ -316,11 +316,13 @@ pub fn use_cases(
 }
 
 /// Market search as configured: keyword search in the database, the embedder of
-/// `search.embedder`, and an in-process vector index of its dimensions.
+/// `search.embedder`, and the vector index of `search.vector_index` (pgvector when it can be
+/// used, else in process, for `auto`).
 ///
 /// # Errors
-/// [`StartError::Config`] when the embeddings client cannot be built.
-fn search_engine(config: &Config, database: &Database) -> Result<SearchEngine, StartError> {
+/// [`StartError::Config`] when the embeddings client cannot be built, or when
+/// `search.vector_index = "pgvector"` and pgvector cannot be used.
+async fn search_engine(config: &Config, database: &Database) -> Result<SearchEngine, StartError> {
     let settings = &config.search;
     let embedder: Arc<dyn EmbeddingProvider> = match settings.embedder {
         EmbedderKind::Local => Arc::new(LocalEmbedder),
@@ -336,9 +338,32 @@ fn search_engine(config: &Config, database: &Database) -> Result<SearchEngine, S
             .map_err(|error| StartError::Config(format!("search: {error}")))?,
         ),
     };
+    let in_process =
+        || -> Arc<dyn VectorIndex> { Arc::new(InProcessVectorIndex::new(embedder.dimensions())) };
+    let vectors = match settings.vector_index {
+        VectorIndexKind::Memory => in_process(),
+        VectorIndexKind::Pgvector | VectorIndexKind::Auto => {
+            match PgVectorIndex::open(database.clone(), embedder.dimensions(), &embedder.name())
+                .await
+            {
+                Ok(index) => Arc::new(index),
+                Err(error) if settings.vector_index == VectorIndexKind::Auto => {
+                    if !matches!(error, PgVectorUnavailable::NotPostgres) {
+                        tracing::info!(reason = %error, "pgvector is not used; market search keeps its vectors in process");
+                    }
+                    in_process()
+                }
+                Err(error) => {
+                    return Err(StartError::Config(format!(
+                        "search.vector_index = \"pgvector\": {error}"
+                    )));
+                }
+            }
+        }
+    };
     Ok(SearchEngine {
         keywords: Arc::new(SeaKeywordSearch::new(database.clone())),
-        vectors: Arc::new(InProcessVectorIndex::new(embedder.dimensions())),
+        vectors,
         embedder,
     })
 }
@@ -637,7 +662,7 @@ pub async fn run_workers_only(config: &Config) -> Result<(), StartError> {
         return Err(StartError::SchemaBehind(status.pending.len()));
     }
     let redis = redis_cache(config)?;
-    let use_cases = use_cases(config, &database, redis.as_ref(), None)?;
+    let use_cases = use_cases(config, &database, redis.as_ref(), None).await?;
     let workers = Workers::spawn(
         config,
         job_worker(config, &database, &use_cases, &mailer(config)?),
@@ -667,7 +692,7 @@ pub async fn reindex(config: &Config) -> anyhow::Result<()> {
     if !status.pending.is_empty() {
         return Err(StartError::SchemaBehind(status.pending.len()).into());
     }
-    let use_cases = use_cases(config, &database, None, None)?;
+    let use_cases = use_cases(config, &database, None, None).await?;
     let engine = &use_cases.deps().search;
     let started = std::time::Instant::now();
     let keywords = engine.keywords.rebuild().await?;
@@ -727,7 +752,7 @@ impl Application {
         }
         let redis = redis_cache(config)?;
         let limiter = rate_limiter(config)?;
-        let use_cases = use_cases(config, &database, redis.as_ref(), limiter.clone())?;
+        let use_cases = use_cases(config, &database, redis.as_ref(), limiter.clone()).await?;
         let purge = crate::maintenance::purge_idempotency_records(
             Arc::clone(&use_cases.deps().idempotency),
             Arc::clone(&use_cases.deps().clock),
@@ -764,9 +789,15 @@ impl Application {
         tokio::spawn(async move {
             let engine = &rebuilding.deps().search;
             let (embedder, kind) = (engine.embedder.name(), engine.vectors.kind());
-            match rebuilding.rebuild_vector_index().await {
-                Ok(markets) => {
-                    tracing::info!(markets, embedder, index = kind, "search vector index built")
+            match rebuilding.prepare_vector_index().await {
+                Ok((markets, rebuilt)) => {
+                    tracing::info!(
+                        markets,
+                        rebuilt,
+                        embedder,
+                        index = kind,
+                        "search vector index ready"
+                    )
                 }
                 Err(error) => {
                     tracing::warn!(error = %error.0, "building the search vector index failed; searches use keywords only until markets are indexed again")

@@ -110,6 +110,7 @@
 //! | `search.dimensions` | `APP_SEARCH__DIMENSIONS` | `768` | With `openai`: the length of the model's vectors (768 for `nomic-embed-text`, 1536 for `text-embedding-3-small`), 8 to 8192; answers of another length are refused. The local embedder always uses 256. |
 //! | `search.timeout_ms` | `APP_SEARCH__TIMEOUT_MS` | `10000` | With `openai`: limit of one request, 1 ms to 300000 ms. |
 //! | `search.retries` | `APP_SEARCH__RETRIES` | `3` | With `openai`: times a request that failed transiently (timeout, connection error, 429, 5xx) is tried again, with exponential backoff and jitter, 0 to 10. Other 4xx answers are never retried. |
+//! | `search.vector_index` | `APP_SEARCH__VECTOR_INDEX` | `auto` | Where market embeddings are searched: `auto` (pgvector's HNSW index when the database is PostgreSQL and the `vector` extension is installed and can be created, else in process; the log and `/health/ready` say which), `memory` (in process, exact, rebuilt at every start: 256 B per market with the local embedder) or `pgvector` (refuse to start without it). See `docs/search.md`. |
 //!
 //! # Rules
 //!
@@ -318,6 +319,7 @@ pub struct SearchConfig {
     pub dimensions: usize,
     pub timeout_ms: u64,
     pub retries: u32,
+    pub vector_index: VectorIndexKind,
 }
 
 impl Default for SearchConfig {
@@ -330,6 +332,7 @@ impl Default for SearchConfig {
             dimensions: 768,
             timeout_ms: 10_000,
             retries: 3,
+            vector_index: VectorIndexKind::Auto,
         }
     }
 }
@@ -343,6 +346,19 @@ pub enum EmbedderKind {
     Local,
     /// An OpenAI-compatible embeddings API.
     Openai,
+}
+
+/// `search.vector_index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorIndexKind {
+    /// pgvector when the database is PostgreSQL and the extension can be created, else in process.
+    #[default]
+    Auto,
+    /// Always in process (rebuilt at every start).
+    Memory,
+    /// pgvector or no start.
+    Pgvector,
 }
 
 /// `[http]`: the HTTP server.
@@ -1800,6 +1816,12 @@ const KEYS: &[Key] = &[
     key("search.dimensions", "APP_SEARCH__DIMENSIONS", false, false),
     key("search.timeout_ms", "APP_SEARCH__TIMEOUT_MS", false, false),
     key("search.retries", "APP_SEARCH__RETRIES", false, false),
+    key(
+        "search.vector_index",
+        "APP_SEARCH__VECTOR_INDEX",
+        false,
+        true,
+    ),
 ];
 
 /// Sections reachable as `APP_<SECTION>__...`; other `APP_*` variables are not ours.

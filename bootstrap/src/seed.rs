@@ -181,7 +181,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     // Seeding writes through the same cache as the servers, so that they never serve what it
     // replaced.
     let redis = app::redis_cache(config)?;
-    let use_cases = app::use_cases(config, &database, redis.as_ref(), None)?;
+    let use_cases = app::use_cases(config, &database, redis.as_ref(), None).await?;
     let deps = use_cases.deps().clone();
     let now = deps.clock.now();
 

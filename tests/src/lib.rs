@@ -279,6 +279,9 @@ pub fn test_config(database_url: &str) -> Config {
     config.auth.argon2_iterations = 1;
     // Suites send many requests from one address; the rate-limit suite turns limits on itself.
     config.rate_limit.enabled = false;
+    // Every suite searches the same in-process index whatever the server has installed; the
+    // pgvector suites choose it themselves.
+    config.search.vector_index = bootstrap::config::VectorIndexKind::Memory;
     // Beside a test's SQLite file (removed with its folder), else a temporary folder of its own.
     config.uploads.dir = config
         .database

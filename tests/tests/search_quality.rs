@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use application::markets::SearchMode;
+use bootstrap::config::VectorIndexKind;
 use chrono::Duration;
 use domain::market::MarketDraft;
 use domain::ports::{MarketRepository, UserRepository};
@@ -39,11 +40,17 @@ struct Query {
 /// Recall@10 by query kind and in all, for one mode.
 type Recalls = BTreeMap<String, f64>;
 
-async fn recall(backend: Backend) -> Option<BTreeMap<&'static str, Recalls>> {
+async fn recall(
+    backend: Backend,
+    vectors: VectorIndexKind,
+) -> Option<BTreeMap<&'static str, Recalls>> {
     let database = TestDatabase::of(backend).await?;
     let pools = database.migrated().await;
-    let config = tests::test_config(database.url());
-    let use_cases = bootstrap::app::use_cases(&config, &pools, None, None).expect("use cases");
+    let mut config = tests::test_config(database.url());
+    config.search.vector_index = vectors;
+    let use_cases = bootstrap::app::use_cases(&config, &pools, None, None)
+        .await
+        .expect("use cases");
 
     let now = domain::ports::Clock::now(&adapter_memory::SystemClock);
     let creator = User {
@@ -160,7 +167,7 @@ fn check(report: &BTreeMap<&'static str, Recalls>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_recall_at_10_of_keyword_vector_and_hybrid_search() {
-    if let Some(report) = recall(Backend::Sqlite).await {
+    if let Some(report) = recall(Backend::Sqlite, VectorIndexKind::Memory).await {
         print("SQLite", &report);
         check(&report);
     }
@@ -168,8 +175,34 @@ async fn sqlite_recall_at_10_of_keyword_vector_and_hybrid_search() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_recall_at_10_of_keyword_vector_and_hybrid_search() {
-    if let Some(report) = recall(Backend::Postgres).await {
+    if let Some(report) = recall(Backend::Postgres, VectorIndexKind::Memory).await {
         print("PostgreSQL", &report);
+        check(&report);
+    }
+}
+
+/// The same on pgvector's HNSW index (approximate), where the server has the extension (see
+/// tests/tests/vector_index_contract.rs for how its absence is reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgvector_recall_at_10_of_keyword_vector_and_hybrid_search() {
+    let Some(probe) = TestDatabase::postgres().await else {
+        return;
+    };
+    let pools = probe.migrated().await;
+    let installed = adapter_persistence::PgVectorIndex::open(pools.clone(), 256, "probe")
+        .await
+        .is_ok();
+    pools.close().await.ok();
+    if !installed {
+        assert!(
+            std::env::var("REQUIRE_PGVECTOR").map_or(true, |v| v != "1"),
+            "pgvector is required (REQUIRE_PGVECTOR=1) but cannot be used"
+        );
+        eprintln!("\n!!! pgvector is not installed: its recall is not measured here.\n");
+        return;
+    }
+    if let Some(report) = recall(Backend::Postgres, VectorIndexKind::Pgvector).await {
+        print("PostgreSQL + pgvector (HNSW)", &report);
         check(&report);
     }
 }

@@ -1,6 +1,6 @@
 //! SeaORM persistence for PostgreSQL and SQLite: connection pools, migrations, a health probe, the
-//! repositories of the domain's ports, the outbox, idempotency records, the job queue and the unit
-//! of work.
+//! repositories of the domain's ports, the outbox, idempotency records, the job queue, the unit
+//! of work, keyword search and the pgvector index.
 //! SeaORM models never leave this crate.
 
 mod database;
@@ -16,6 +16,7 @@ mod market_repository;
 mod market_search;
 mod migrations;
 mod outbox;
+mod pgvector_index;
 mod position_repository;
 mod relay_cursors;
 mod session_repository;
@@ -31,6 +32,7 @@ pub use market_repository::SeaMarketRepository;
 pub use market_search::SeaKeywordSearch;
 pub use migrations::{MigrateError, MigrationStatus, migrate_up, migration_status};
 pub use outbox::SeaOutbox;
+pub use pgvector_index::{PGVECTOR_MAX_DIMENSIONS, PgVectorIndex, PgVectorUnavailable};
 pub use position_repository::SeaPositionRepository;
 pub use relay_cursors::SeaRelayCursors;
 pub use session_repository::SeaSessionRepository;

@@ -198,6 +198,39 @@ impl UseCases {
         }
     }
 
+    /// Prepares the vector index when a process starts: an in-process index is always rebuilt; a
+    /// persistent one (pgvector) only when it holds another number of markets than the database
+    /// (created by `server seed`, or while no instance ran). Returns how many markets are indexed
+    /// and whether it rebuilt.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the database, the embedder or the index fails.
+    pub async fn prepare_vector_index(&self) -> Result<(u64, bool), Unavailable> {
+        let deps = self.deps();
+        if deps.search.vectors.persistent() {
+            let indexed = deps
+                .search
+                .vectors
+                .count()
+                .await
+                .map_err(Unavailable::from_error)?;
+            let markets = deps
+                .markets
+                .list(&MarketListQuery {
+                    page: PageRequest::new(1, 0).map_err(Unavailable::from_error)?,
+                    fields: FieldSet::parse("name").unwrap_or_else(|_| FieldSet::all()),
+                    ..MarketListQuery::default()
+                })
+                .await?
+                .total;
+            let indexed = u64::try_from(indexed).unwrap_or(u64::MAX);
+            if indexed == markets {
+                return Ok((indexed, false));
+            }
+        }
+        Ok((self.rebuild_vector_index().await?, true))
+    }
+
     /// Embeds every market again and fills the vector index, 100 markets per database page and
     /// embedder call; returns how many are indexed. Runs at start-up and in `server reindex`.
     ///
@@ -234,13 +267,17 @@ impl UseCases {
                 })
                 .collect();
             let embeddings = self.embed(&texts).await?;
-            for (market, embedding) in listed.items.iter().zip(&embeddings) {
-                deps.search
-                    .vectors
-                    .upsert(market.id, embedding)
-                    .await
-                    .map_err(Unavailable::from_error)?;
-            }
+            let entries: Vec<(MarketId, Embedding)> = listed
+                .items
+                .iter()
+                .map(|market| market.id)
+                .zip(embeddings)
+                .collect();
+            deps.search
+                .vectors
+                .upsert_many(&entries)
+                .await
+                .map_err(Unavailable::from_error)?;
             offset += PageRequest::MAX_LIMIT;
             if offset > PageRequest::MAX_OFFSET {
                 break;

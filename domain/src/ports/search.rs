@@ -56,12 +56,31 @@ pub trait VectorIndex: Send + Sync {
     /// What kind of index this is (`in-process exact`, `pgvector`), for logs and readiness.
     fn kind(&self) -> &'static str;
 
+    /// Whether the index keeps its embeddings across restarts (a database table). An in-process
+    /// index (the default: `false`) starts empty and is rebuilt by every process at start.
+    fn persistent(&self) -> bool {
+        false
+    }
+
     /// Stores (or replaces) the embedding of `market`.
     ///
     /// # Errors
     /// [`VectorIndexError::Dimensions`] or [`VectorIndexError::Unavailable`].
     async fn upsert(&self, market: MarketId, embedding: &Embedding)
     -> Result<(), VectorIndexError>;
+
+    /// Stores (or replaces) the embeddings of many markets at once (a rebuild's page). The
+    /// default upserts them one by one; an index with a cheaper batch overrides it.
+    ///
+    /// # Errors
+    /// [`VectorIndexError::Dimensions`] or [`VectorIndexError::Unavailable`]; some entries may
+    /// be stored when it fails (upserts are idempotent: run the batch again).
+    async fn upsert_many(&self, entries: &[(MarketId, Embedding)]) -> Result<(), VectorIndexError> {
+        for (market, embedding) in entries {
+            self.upsert(*market, embedding).await?;
+        }
+        Ok(())
+    }
 
     /// Forgets `market` (nothing happens when it is not indexed).
     ///

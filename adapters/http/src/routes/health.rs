@@ -43,6 +43,20 @@ pub struct HealthStatus {
     /// Optional dependencies that did not answer (the service works without them, slower).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<String>,
+    /// How market search runs (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSetup>,
+}
+
+/// Which embedder and vector index market search uses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchSetup {
+    /// The embedder's name.
+    #[schema(example = "local-hashed-ngrams-256")]
+    pub embedder: String,
+    /// `in-process exact` or `pgvector hnsw`.
+    #[schema(example = "in-process exact")]
+    pub vector_index: &'static str,
 }
 
 /// The process is up.
@@ -55,6 +69,7 @@ pub async fn live() -> HttpResponse {
         status: "ok",
         checks: Vec::new(),
         degraded: Vec::new(),
+        search: None,
     }))
 }
 
@@ -71,6 +86,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.draining.is_draining() {
         return Err(ApiError::service_unavailable(ShuttingDown));
     }
+    let search = &state.use_cases.deps().search;
     let mut checks = Vec::with_capacity(state.probes.len());
     let mut degraded = Vec::new();
     for probe in &state.probes {
@@ -96,6 +112,10 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         },
         checks,
         degraded,
+        search: Some(SearchSetup {
+            embedder: search.embedder.name(),
+            vector_index: search.vectors.kind(),
+        }),
     })))
 }
 
