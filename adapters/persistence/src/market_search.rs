@@ -25,20 +25,42 @@ impl SeaKeywordSearch {
     }
 }
 
-/// PostgreSQL: any of the words (`|`), stemmed by the English configuration; `ts_rank` weighs
-/// the name over the description over the category. The words are letters and digits only
-/// ([`SearchQuery::words`]), so they cannot break the `to_tsquery` syntax.
-const POSTGRES: &str = "SELECT id, ts_rank(search, query)::float8 AS score \
-    FROM markets, to_tsquery('english', $1) AS query \
-    WHERE search @@ query AND ($2::text IS NULL OR status = $2) \
-    ORDER BY score DESC, id LIMIT $3";
+/// Matches ranked per search, at most, for each of the two match sets (every word; any word): the
+/// bound on a search's cost. Ranking is per matching row (there is no top-k full-text index), and
+/// a word found in most markets would otherwise rank them all: 100,000 markets took ~90 ms of
+/// PostgreSQL per search (docs/performance.md, Q2). Markets having every word come first, so a
+/// broad word only fills what the precise matches leave.
+pub const MATCHES_RANKED: i64 = 2_000;
 
-/// SQLite: any of the words, each quoted as an FTS5 string (so no word is read as an operator),
-/// ranked by BM25 with the name weighing most; `bm25` is lower for better matches.
-const SQLITE: &str = "SELECT m.id AS id, -bm25(markets_fts, 10.0, 3.0, 1.0) AS score \
-    FROM markets_fts JOIN markets m ON m.rowid = markets_fts.rowid \
-    WHERE markets_fts MATCH ?1 AND (?2 IS NULL OR m.status = ?2) \
-    ORDER BY score DESC, m.id LIMIT ?3";
+/// PostgreSQL: markets with every word (`&`), then markets with any word (`|`), each set capped
+/// at [`MATCHES_RANKED`], stemmed by the English configuration; `ts_rank` weighs the name over
+/// the description over the category (normalised into `0..1` by flag 32, so that `whole = 1`
+/// puts every-word matches first). The words are letters and digits only
+/// ([`SearchQuery::words`]), so they cannot break the `to_tsquery` syntax.
+const POSTGRES: &str = "WITH q AS (SELECT to_tsquery('english', $1) AS every_word, \
+        to_tsquery('english', $2) AS any_word), \
+    candidates AS ( \
+        (SELECT m.id, m.search, 1 AS whole FROM markets m, q \
+            WHERE m.search @@ q.every_word AND ($3::text IS NULL OR m.status = $3) LIMIT $4) \
+        UNION ALL \
+        (SELECT m.id, m.search, 0 AS whole FROM markets m, q \
+            WHERE m.search @@ q.any_word AND ($3::text IS NULL OR m.status = $3) LIMIT $4)) \
+    SELECT c.id, max(c.whole + ts_rank(c.search, q.any_word, 32))::float8 AS score \
+    FROM candidates c, q GROUP BY c.id ORDER BY score DESC, c.id LIMIT $5";
+
+/// SQLite: the same two capped sets (FTS5: words side by side must all match, `OR` any), each
+/// word quoted as an FTS5 string (so no word is read as an operator), ranked by BM25 with the
+/// name weighing most (`bm25` is lower for better matches; `-b / (1 - b)` maps it into `0..1`).
+const SQLITE: &str = "WITH candidates AS ( \
+        SELECT * FROM (SELECT m.id AS id, 1 AS whole, -bm25(markets_fts, 10.0, 3.0, 1.0) AS s \
+            FROM markets_fts JOIN markets m ON m.rowid = markets_fts.rowid \
+            WHERE markets_fts MATCH ?1 AND (?3 IS NULL OR m.status = ?3) LIMIT ?4) \
+        UNION ALL \
+        SELECT * FROM (SELECT m.id AS id, 0 AS whole, -bm25(markets_fts, 10.0, 3.0, 1.0) AS s \
+            FROM markets_fts JOIN markets m ON m.rowid = markets_fts.rowid \
+            WHERE markets_fts MATCH ?2 AND (?3 IS NULL OR m.status = ?3) LIMIT ?4)) \
+    SELECT id, max(whole + s / (1.0 + s)) AS score FROM candidates \
+    GROUP BY id ORDER BY score DESC, id LIMIT ?5";
 
 #[async_trait]
 impl KeywordSearch for SeaKeywordSearch {
@@ -50,17 +72,13 @@ impl KeywordSearch for SeaKeywordSearch {
     ) -> Result<Vec<ScoredMarket>, RepositoryError> {
         let connection = self.database.reader();
         let backend = connection.get_database_backend();
-        let (sql, expression) = match backend {
-            DbBackend::Postgres => (POSTGRES, query.words().join(" | ")),
-            _ => (
-                SQLITE,
-                query
-                    .words()
-                    .iter()
-                    .map(|word| format!("\"{word}\""))
-                    .collect::<Vec<_>>()
-                    .join(" OR "),
-            ),
+        let words = query.words();
+        let (sql, every_word, any_word) = match backend {
+            DbBackend::Postgres => (POSTGRES, words.join(" & "), words.join(" | ")),
+            _ => {
+                let quoted: Vec<String> = words.iter().map(|word| format!("\"{word}\"")).collect();
+                (SQLITE, quoted.join(" "), quoted.join(" OR "))
+            }
         };
         let status: Value = status.map(|status| status.as_str().to_owned()).into();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -68,7 +86,13 @@ impl KeywordSearch for SeaKeywordSearch {
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [expression.into(), status, limit.into()],
+                [
+                    every_word.into(),
+                    any_word.into(),
+                    status,
+                    MATCHES_RANKED.into(),
+                    limit.into(),
+                ],
             ))
             .await
             .map_err(unavailable)?;

@@ -1,6 +1,7 @@
 //! `InProcessVectorIndex`: exact nearest neighbours over every market's embedding, kept in memory as 8-bit integers.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
@@ -11,12 +12,23 @@ use domain::search::{Embedding, ScoredMarket};
 /// Every embedding of a process, compared one by one (exact: no recall lost to an approximate
 /// structure). Components of unit vectors lie in `-1..=1` and are stored as `i8` (x127): a
 /// 256-dimension market takes 256 bytes, 10,000 markets 2.5 MiB, 100,000 markets 25 MiB, and the
-/// ranking moves by less than the quantisation step (1/127) of the similarity. A search over
-/// 100,000 markets is 26 million multiply-adds: a few milliseconds on one core. Past a few hundred thousand markets, use an approximate index (pgvector's HNSW).
+/// ranking moves by less than the quantisation step (1/127) of the similarity. The vectors lie
+/// end to end in one buffer, so a search is one pass over contiguous memory that the compiler
+/// vectorises, keeping the best `limit` in a small heap: 100,000 markets are 26 million
+/// multiply-adds (docs/performance.md, Q2). Past a few hundred thousand markets, use an
+/// approximate index (pgvector's HNSW).
 #[derive(Debug)]
 pub struct InProcessVectorIndex {
     dimensions: usize,
-    vectors: RwLock<HashMap<MarketId, Vec<i8>>>,
+    store: RwLock<Store>,
+}
+
+/// Market `ids[n]` has the vector `vectors[n * dimensions..(n + 1) * dimensions]`.
+#[derive(Debug, Default)]
+struct Store {
+    ids: Vec<MarketId>,
+    vectors: Vec<i8>,
+    slots: HashMap<MarketId, usize>,
 }
 
 impl InProcessVectorIndex {
@@ -24,7 +36,7 @@ impl InProcessVectorIndex {
     pub fn new(dimensions: usize) -> Self {
         Self {
             dimensions,
-            vectors: RwLock::new(HashMap::new()),
+            store: RwLock::new(Store::default()),
         }
     }
 
@@ -40,16 +52,20 @@ impl InProcessVectorIndex {
     }
 }
 
-fn quantised(embedding: &Embedding) -> Vec<i8> {
-    embedding
-        .values()
-        .iter()
-        .map(|value| {
-            #[allow(clippy::cast_possible_truncation)] // clamped to the i8 range first
-            let step = (value * 127.0).round().clamp(-127.0, 127.0) as i8;
-            step
-        })
-        .collect()
+fn quantised(embedding: &Embedding) -> impl Iterator<Item = i8> + '_ {
+    embedding.values().iter().map(|value| {
+        #[allow(clippy::cast_possible_truncation)] // clamped to the i8 range first
+        let step = (value * 127.0).round().clamp(-127.0, 127.0) as i8;
+        step
+    })
+}
+
+/// The dot product of two quantised vectors (`|result| <= dimensions * 127^2`).
+fn dot(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum()
 }
 
 fn poisoned<T>(_: T) -> VectorIndexError {
@@ -68,15 +84,43 @@ impl VectorIndex for InProcessVectorIndex {
         embedding: &Embedding,
     ) -> Result<(), VectorIndexError> {
         self.check(embedding)?;
-        self.vectors
-            .write()
-            .map_err(poisoned)?
-            .insert(market, quantised(embedding));
+        let dimensions = self.dimensions;
+        let mut store = self.store.write().map_err(poisoned)?;
+        if let Some(&slot) = store.slots.get(&market) {
+            let start = slot * dimensions;
+            for (stored, value) in store.vectors[start..start + dimensions]
+                .iter_mut()
+                .zip(quantised(embedding))
+            {
+                *stored = value;
+            }
+        } else {
+            let slot = store.ids.len();
+            store.ids.push(market);
+            store.vectors.extend(quantised(embedding));
+            store.slots.insert(market, slot);
+        }
         Ok(())
     }
 
     async fn remove(&self, market: MarketId) -> Result<(), VectorIndexError> {
-        self.vectors.write().map_err(poisoned)?.remove(&market);
+        let dimensions = self.dimensions;
+        let mut store = self.store.write().map_err(poisoned)?;
+        let Some(slot) = store.slots.remove(&market) else {
+            return Ok(());
+        };
+        // The last market moves into the freed slot.
+        let last = store.ids.len() - 1;
+        store.ids.swap_remove(slot);
+        if slot != last {
+            store.vectors.copy_within(
+                last * dimensions..(last + 1) * dimensions,
+                slot * dimensions,
+            );
+            let moved = store.ids[slot];
+            store.slots.insert(moved, slot);
+        }
+        store.vectors.truncate(last * dimensions);
         Ok(())
     }
 
@@ -86,32 +130,28 @@ impl VectorIndex for InProcessVectorIndex {
         limit: usize,
     ) -> Result<Vec<ScoredMarket>, VectorIndexError> {
         self.check(query)?;
-        let query = quantised(query);
-        let vectors = self.vectors.read().map_err(poisoned)?;
-        let mut scored: Vec<(i32, MarketId)> = vectors
-            .iter()
-            .map(|(id, vector)| {
-                let dot = vector
-                    .iter()
-                    .zip(&query)
-                    .map(|(a, b)| i32::from(*a) * i32::from(*b))
-                    .sum::<i32>();
-                (dot, *id)
-            })
-            .collect();
-        drop(vectors);
-        let limit = limit.min(scored.len());
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let by_score = |a: &(i32, MarketId), b: &(i32, MarketId)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-        scored.select_nth_unstable_by(limit - 1, by_score);
-        scored.truncate(limit);
-        scored.sort_by(by_score);
+        let query: Vec<i8> = quantised(query).collect();
+        let store = self.store.read().map_err(poisoned)?;
+        // The best `limit` so far; its top is the worst of them (lowest dot, then highest id).
+        let mut best: BinaryHeap<(Reverse<i32>, MarketId)> = BinaryHeap::with_capacity(limit + 1);
+        for (vector, id) in store.vectors.chunks_exact(self.dimensions).zip(&store.ids) {
+            let candidate = (Reverse(dot(vector, &query)), *id);
+            if best.len() < limit {
+                best.push(candidate);
+            } else if best.peek().is_some_and(|worst| candidate < *worst) {
+                best.pop();
+                best.push(candidate);
+            }
+        }
+        drop(store);
         #[allow(clippy::cast_precision_loss)] // |dot| <= 256 * 127^2 < 2^24: exact in f32
-        Ok(scored
+        Ok(best
+            .into_sorted_vec()
             .into_iter()
-            .map(|(dot, market_id)| ScoredMarket {
+            .map(|(Reverse(dot), market_id)| ScoredMarket {
                 market_id,
                 score: dot as f32 / (127.0 * 127.0),
             })
@@ -119,7 +159,7 @@ impl VectorIndex for InProcessVectorIndex {
     }
 
     async fn count(&self) -> Result<usize, VectorIndexError> {
-        Ok(self.vectors.read().map_err(poisoned)?.len())
+        Ok(self.store.read().map_err(poisoned)?.ids.len())
     }
 }
 
@@ -164,5 +204,31 @@ mod tests {
             })
         ));
         assert!(index.nearest(&east, 0).await.expect("searched").is_empty());
+    }
+
+    #[tokio::test]
+    async fn removing_moves_the_last_market_into_the_freed_slot() {
+        let index = InProcessVectorIndex::new(2);
+        let east = Embedding::normalized(vec![1.0, 0.0]);
+        let north = Embedding::normalized(vec![0.0, 1.0]);
+        let west = Embedding::normalized(vec![-1.0, 0.0]);
+        for (n, vector) in [(1, &east), (2, &north), (3, &west)] {
+            index.upsert(id(n), vector).await.expect("stored");
+        }
+        index.remove(id(1)).await.expect("removed");
+        index.remove(id(1)).await.expect("removed twice");
+        // id(3) now sits in the first slot with its own vector; replacing it keeps one copy.
+        let found = index.nearest(&west, 3).await.expect("searched");
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].market_id, id(3));
+        assert!((found[0].score - 1.0).abs() < 0.02, "{found:?}");
+        index.upsert(id(3), &north).await.expect("replaced");
+        let found = index.nearest(&north, 3).await.expect("searched");
+        assert_eq!(
+            found.iter().map(|s| s.market_id).collect::<Vec<_>>(),
+            [id(2), id(3)],
+            "equal similarity: ties by id"
+        );
+        assert_eq!(index.count().await.expect("counted"), 2);
     }
 }
