@@ -149,6 +149,20 @@ const TOPICS: &[(&str, &[&str], &[&str])] = &[
     ),
 ];
 
+/// Who settles a market of each of [`TOPICS`], in the same order.
+const SOURCES: [&str; 8] = [
+    "certified by the electoral commission",
+    "shown in the league's official standings",
+    "quoted by the major exchanges",
+    "measured by the national weather service",
+    "published in a peer-reviewed journal",
+    "reported by the statistics office",
+    "announced by the company",
+    "listed by the organisers",
+];
+
+const _: () = assert!(SOURCES.len() == TOPICS.len(), "one source per topic");
+
 /// A cheap, deterministic mix of a row number (splitmix64), so runs agree.
 const fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -250,18 +264,18 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     let epoch = Utc.timestamp_opt(0, 0).single().unwrap_or(now);
     let markets = (0..u64::from(args.markets)).map(|n| {
         let seed = mix(n);
-        let (category, subjects, predicates) =
-            TOPICS[usize::try_from(seed % TOPICS.len() as u64).unwrap_or(0)];
+        let topic = usize::try_from(seed % TOPICS.len() as u64).unwrap_or(0);
+        let (category, subjects, predicates) = TOPICS[topic];
+        let (subject, predicate) = (pick(subjects, seed >> 8), pick(predicates, seed >> 16));
+        let year = 2027 + (seed >> 24) % 3;
         let draft = MarketDraft {
-            name: MarketName::parse(&format!(
-                "Will {} {} by {}? (#{n})",
-                pick(subjects, seed >> 8),
-                pick(predicates, seed >> 16),
-                2027 + (seed >> 24) % 3
+            name: MarketName::parse(&format!("Will {subject} {predicate} by {year}? (#{n})"))?,
+            // Words of its own topic only, like real descriptions (a sentence shared by every
+            // market would make each of its words match them all: bench Q1/Q2).
+            description: MarketDescription::parse(&format!(
+                "Resolves YES if {subject} {predicate} before the end of {year}, as {}.",
+                SOURCES[topic]
             ))?,
-            description: MarketDescription::parse(
-                "Demo market created by `server seed`. Resolves on the public record.",
-            )?,
             category: Category::parse(category)?,
             end_date: now + Duration::days(1 + i64::try_from((seed >> 32) % 720).unwrap_or(0)),
         };
