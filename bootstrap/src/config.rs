@@ -80,8 +80,8 @@
 //! | `auth.cookie_secure` | `APP_AUTH__COOKIE_SECURE` | `false` in `local`, `true` otherwise | Session cookies are `Secure` and named `__Host-session` (else plain `session`, for HTTP on a developer machine). |
 //! | `auth.session_check_ttl_ms` | `APP_AUTH__SESSION_CHECK_TTL_MS` | `500` | How long an instance trusts a session it read (a revocation made through another instance takes effect within this), 0 ms to 1000 ms. |
 //! | `auth.hash_concurrency` | `APP_AUTH__HASH_CONCURRENCY` | half the CPUs, at least 1 | Password hashes computed at once, 1 to 1024. Each holds `argon2_memory_kib` of memory while it runs, and the rest of the CPUs keep serving requests during a burst of sign-ins. |
-//! | `auth.argon2_memory_kib` | `APP_AUTH__ARGON2_MEMORY_KIB` | `19456` | Argon2id memory cost, 8 × parallelism to 4194304 KiB. |
-//! | `auth.argon2_iterations` | `APP_AUTH__ARGON2_ITERATIONS` | `2` | Argon2id time cost, 1 to 64. |
+//! | `auth.argon2_memory_kib` | `APP_AUTH__ARGON2_MEMORY_KIB` | `9216` | Argon2id memory cost, 8 × parallelism to 4194304 KiB. The default and `auth.argon2_iterations` are one of OWASP's equally strong settings (19456 KiB × 2, 12288 × 3, 9216 × 4, 7168 × 5): less memory, more passes. Stored hashes of other costs are re-hashed at the next sign-in. |
+//! | `auth.argon2_iterations` | `APP_AUTH__ARGON2_ITERATIONS` | `4` | Argon2id time cost, 1 to 64. |
 //! | `auth.argon2_parallelism` | `APP_AUTH__ARGON2_PARALLELISM` | `1` | Argon2id lanes, 1 to 64. |
 //! | `log.format` | **`LOG_FORMAT`** | `pretty` in `local`, `json` otherwise | `json` (one object per line) or `pretty` (human readable). |
 //! | (not a file key) | **`RUST_LOG`** | `info,sqlx=warn,sea_orm=warn,...` | Log filter directives (`tracing_subscriber::EnvFilter` syntax). |
@@ -734,9 +734,9 @@ pub struct AuthConfig {
     pub session_check_ttl_ms: u64,
     /// Password hashes computed at once; `None` (default) means half the CPUs, at least one.
     pub hash_concurrency: Option<usize>,
-    /// Argon2id memory cost in KiB, default 19456 (19 MiB, OWASP).
+    /// Argon2id memory cost in KiB, default 9216 (9 MiB; with 4 passes, one of OWASP's settings).
     pub argon2_memory_kib: u32,
-    /// Argon2id iterations, default 2.
+    /// Argon2id iterations, default 4.
     pub argon2_iterations: u32,
     /// Argon2id parallelism, default 1.
     pub argon2_parallelism: u32,
@@ -756,8 +756,8 @@ impl Default for AuthConfig {
             cookie_secure: None,
             session_check_ttl_ms: 500,
             hash_concurrency: None,
-            argon2_memory_kib: 19_456,
-            argon2_iterations: 2,
+            argon2_memory_kib: 9_216,
+            argon2_iterations: 4,
             argon2_parallelism: 1,
         }
     }
@@ -2118,8 +2118,8 @@ mod tests {
         assert_eq!(config.auth.jwt_audience, "prediction-markets-api");
         assert_eq!(config.auth.access_token_ttl_secs, 900);
         assert_eq!(config.auth.hash_concurrency, None);
-        assert_eq!(config.auth.argon2_memory_kib, 19_456);
-        assert_eq!(config.auth.argon2_iterations, 2);
+        assert_eq!(config.auth.argon2_memory_kib, 9_216);
+        assert_eq!(config.auth.argon2_iterations, 4);
         assert_eq!(config.auth.argon2_parallelism, 1);
         assert_eq!(config.log.format, None);
         assert_eq!(config.log_format(), LogFormat::Pretty);

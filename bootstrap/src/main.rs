@@ -6,10 +6,6 @@ use bootstrap::cli::Cli;
 use bootstrap::config::Config;
 use clap::Parser;
 
-/// mimalloc rather than glibc's malloc: see docs/performance.md, finding 13.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {

@@ -20,8 +20,11 @@ pub const MAX_CANDIDATE_BYTES: usize = 1024;
 
 /// The cost of hashing, and how many hashes may run at once.
 ///
-/// The defaults are OWASP's argon2id recommendation (19 MiB, two passes, one lane). With the
-/// defaults, `max_concurrent` hashes need at most `max_concurrent * 19 MiB` of memory.
+/// The defaults are one of OWASP's equally strong argon2id settings (Password Storage Cheat
+/// Sheet: 19 MiB x 2 passes, 12 MiB x 3, 9 MiB x 4, 7 MiB x 5; one lane): 9 MiB and four passes,
+/// about the CPU time of 19 MiB x 2 for half the memory, which a service holding its peak resident
+/// set under 64 MiB needs (docs/performance.md, finding 13). With the defaults, `max_concurrent`
+/// hashes need at most `max_concurrent * 9 MiB` of memory.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HashingConfig {
@@ -57,8 +60,8 @@ impl HashingConfig {
 impl Default for HashingConfig {
     fn default() -> Self {
         Self {
-            memory_kib: Params::DEFAULT_M_COST,
-            iterations: Params::DEFAULT_T_COST,
+            memory_kib: 9_216,
+            iterations: 4,
             parallelism: Params::DEFAULT_P_COST,
             max_concurrent: std::thread::available_parallelism().map_or(1, usize::from),
         }
@@ -72,7 +75,7 @@ impl Default for HashingConfig {
 /// so a caller that gives up (a dropped request) does not free its slot before the work really
 /// stops.
 ///
-/// **Memory.** argon2's working memory (19 MiB with the defaults) is not allocated per hash: each
+/// **Memory.** argon2's working memory (9 MiB with the defaults) is not allocated per hash: each
 /// running hash borrows one of at most `max_concurrent` buffers, allocated on first use and kept.
 /// Allocating and freeing 19 MiB per sign-in made glibc keep freed blocks in per-thread arenas on
 /// the blocking pool's threads: the benchmark saw the resident set grow past 1 GiB under sign-in
