@@ -28,9 +28,11 @@ impl SeaKeywordSearch {
 /// Matches ranked per search, at most, for each of the two match sets (every word; any word): the
 /// bound on a search's cost. Ranking is per matching row (there is no top-k full-text index), and
 /// a word found in most markets would otherwise rank them all: 100,000 markets took ~90 ms of
-/// PostgreSQL per search (docs/performance.md, Q2). Markets having every word come first, so a
-/// broad word only fills what the precise matches leave.
-pub const MATCHES_RANKED: i64 = 1_000;
+/// PostgreSQL per search (docs/performance.md, finding 14); each matched row costs a heap read
+/// and a recheck (~5 µs), so 500 per set keeps a search near 5 ms of PostgreSQL at any size, and
+/// is still six times the 80 candidates a full page asks for. Markets having every word come
+/// first, so a broad word only fills what the precise matches leave.
+pub const MATCHES_RANKED: i64 = 500;
 
 /// PostgreSQL: markets with every word (`&`), then markets with any word (`|`), each set capped
 /// at [`MATCHES_RANKED`], stemmed by the English configuration; the queries are parsed once (in
