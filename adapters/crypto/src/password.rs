@@ -378,7 +378,7 @@ mod tests {
         let config = HashingConfig::default();
         assert_eq!(
             (config.memory_kib, config.iterations, config.parallelism),
-            (19 * 1024, 2, 1)
+            (9 * 1024, 4, 1)
         );
         assert!(config.max_concurrent >= 1);
     }
