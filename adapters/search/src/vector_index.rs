@@ -41,14 +41,7 @@ impl InProcessVectorIndex {
     }
 
     fn check(&self, embedding: &Embedding) -> Result<(), VectorIndexError> {
-        if embedding.dimensions() == self.dimensions {
-            Ok(())
-        } else {
-            Err(VectorIndexError::Dimensions {
-                expected: self.dimensions,
-                got: embedding.dimensions(),
-            })
-        }
+        VectorIndexError::unless_dimensions(self.dimensions, embedding)
     }
 }
 

@@ -208,12 +208,7 @@ impl UseCases {
     pub async fn prepare_vector_index(&self) -> Result<(u64, bool), Unavailable> {
         let deps = self.deps();
         if deps.search.vectors.persistent() {
-            let indexed = deps
-                .search
-                .vectors
-                .count()
-                .await
-                .map_err(Unavailable::from_error)?;
+            let indexed = self.indexed_markets().await?;
             let markets = deps
                 .markets
                 .list(&MarketListQuery {
@@ -223,7 +218,6 @@ impl UseCases {
                 })
                 .await?
                 .total;
-            let indexed = u64::try_from(indexed).unwrap_or(u64::MAX);
             if indexed == markets {
                 return Ok((indexed, false));
             }
@@ -283,7 +277,13 @@ impl UseCases {
                 break;
             }
         }
-        let indexed = deps
+        self.indexed_markets().await
+    }
+
+    /// How many markets the vector index holds.
+    async fn indexed_markets(&self) -> Result<u64, Unavailable> {
+        let indexed = self
+            .deps()
             .search
             .vectors
             .count()

@@ -49,6 +49,24 @@ pub enum VectorIndexError {
     Unavailable(String),
 }
 
+impl VectorIndexError {
+    /// `Ok` when `embedding` has the index's `expected` dimensions, else
+    /// [`VectorIndexError::Dimensions`]: the check every index makes before storing or searching.
+    ///
+    /// # Errors
+    /// [`VectorIndexError::Dimensions`] naming both lengths.
+    pub fn unless_dimensions(expected: usize, embedding: &Embedding) -> Result<(), Self> {
+        if embedding.dimensions() == expected {
+            Ok(())
+        } else {
+            Err(Self::Dimensions {
+                expected,
+                got: embedding.dimensions(),
+            })
+        }
+    }
+}
+
 /// Market embeddings and their nearest neighbours by cosine similarity.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
