@@ -2289,6 +2289,13 @@ mod tests {
         ])
         .expect_err("https is not spoken");
         assert_eq!(error.key(), "APP_SEARCH__BASE_URL (search.base_url)");
+        let error = load_env(&[("APP_SEARCH__VECTOR_INDEX", "hnsw")]).expect_err("not a kind");
+        assert_eq!(
+            error.key(),
+            "APP_SEARCH__VECTOR_INDEX (search.vector_index)"
+        );
+        let config = load_env(&[("APP_SEARCH__VECTOR_INDEX", "pgvector")]).expect("a kind");
+        assert_eq!(config.search.vector_index, VectorIndexKind::Pgvector);
         let config = load_env(&[("APP_AUTH__SESSION_CHECK_TTL_MS", "1000")]).expect("one second");
         assert_eq!(config.auth.session_check_ttl_ms, 1000);
     }

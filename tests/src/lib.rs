@@ -35,8 +35,86 @@ pub enum Backend {
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-fn admin_url() -> String {
+/// The PostgreSQL URL tests administer databases through (`TEST_DATABASE_URL`).
+#[must_use]
+pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+}
+
+/// Stores one creator and a market per `(name, description, category)`, ending in a year, into a
+/// migrated database; returns the markets' ids in order. For suites that search.
+///
+/// # Panics
+/// When a draft is invalid or a write fails.
+pub async fn insert_markets(
+    pools: &Database,
+    drafts: &[(&str, &str, &str)],
+) -> Vec<domain::MarketId> {
+    use domain::market::MarketDraft;
+    use domain::{
+        Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
+        PasswordHash, Role, User, UserId,
+    };
+    let now = domain::ports::Clock::now(&adapter_memory::SystemClock);
+    let creator = User {
+        id: UserId::from_uuid(Uuid::now_v7()),
+        email: Email::parse(&format!("creator-{}@example.com", Uuid::new_v4().simple()))
+            .expect("an email"),
+        name: DisplayName::parse("Creator").expect("a name"),
+        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
+        role: Role::User,
+        balance: Amount::ZERO,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    SeaUserRepository::new(pools.clone())
+        .insert(&creator)
+        .await
+        .expect("the creator");
+    let markets = SeaMarketRepository::new(pools.clone());
+    let mut ids = Vec::with_capacity(drafts.len());
+    for (name, description, category) in drafts {
+        let market = Market::open(
+            MarketId::from_uuid(Uuid::now_v7()),
+            MarketDraft {
+                name: MarketName::parse(name).expect("a name"),
+                description: MarketDescription::parse(description).expect("a description"),
+                category: Category::parse(category).expect("a category"),
+                end_date: now + chrono::Duration::days(365),
+            },
+            creator.id,
+            now,
+        )
+        .expect("a market");
+        markets.insert(&market).await.expect("stored");
+        ids.push(market.id);
+    }
+    ids
+}
+
+/// Whether pgvector can be used on `pools` (it is not packaged for PostgreSQL 15 on Debian 12).
+/// When it cannot, says so loudly, and fails instead when `REQUIRE_PGVECTOR=1`.
+///
+/// # Panics
+/// When pgvector is required and missing, or installed but cannot be prepared.
+pub async fn pgvector_usable(pools: &Database) -> bool {
+    use adapter_persistence::{PgVectorIndex, PgVectorUnavailable};
+    match PgVectorIndex::open(pools.clone(), 3, "probe").await {
+        Ok(_) => true,
+        Err(PgVectorUnavailable::NotInstalled) => {
+            assert!(
+                std::env::var("REQUIRE_PGVECTOR").map_or(true, |v| v != "1"),
+                "pgvector is required (REQUIRE_PGVECTOR=1) but the server has no \"vector\" extension"
+            );
+            eprintln!(
+                "\n!!! pgvector is not installed on this PostgreSQL server: its cases are not run \
+                 here (the fallback cases are). Install it and set REQUIRE_PGVECTOR=1 to require it.\n"
+            );
+            false
+        }
+        Err(other) => panic!("pgvector is installed but could not be prepared: {other}"),
+    }
 }
 
 fn services_required() -> bool {

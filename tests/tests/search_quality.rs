@@ -6,17 +6,10 @@ use std::collections::BTreeMap;
 
 use application::markets::SearchMode;
 use bootstrap::config::VectorIndexKind;
-use chrono::Duration;
-use domain::market::MarketDraft;
-use domain::ports::{MarketRepository, UserRepository};
+use domain::MarketId;
 use domain::search::SearchQuery;
-use domain::{
-    Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
-    PasswordHash, Role, User, UserId,
-};
 use serde::Deserialize;
 use tests::{Backend, TestDatabase};
-use uuid::Uuid;
 
 #[derive(Deserialize)]
 struct Draft {
@@ -52,40 +45,17 @@ async fn recall(
         .await
         .expect("use cases");
 
-    let now = domain::ports::Clock::now(&adapter_memory::SystemClock);
-    let creator = User {
-        id: UserId::from_uuid(Uuid::now_v7()),
-        email: Email::parse("corpus@example.com").expect("an email"),
-        name: DisplayName::parse("Corpus").expect("a name"),
-        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
-        role: Role::User,
-        balance: Amount::ZERO,
-        disabled: false,
-        created_at: now,
-        updated_at: now,
-    };
-    let users = adapter_persistence::SeaUserRepository::new(pools.clone());
-    users.insert(&creator).await.expect("the creator");
-    let markets = adapter_persistence::SeaMarketRepository::new(pools.clone());
     let corpus: Vec<Draft> =
         serde_json::from_str(include_str!("../data/search/corpus.json")).expect("the corpus");
-    let mut names: BTreeMap<MarketId, String> = BTreeMap::new();
-    for draft in &corpus {
-        let market = Market::open(
-            MarketId::from_uuid(Uuid::now_v7()),
-            MarketDraft {
-                name: MarketName::parse(&draft.name).expect("a name"),
-                description: MarketDescription::parse(&draft.description).expect("a description"),
-                category: Category::parse(&draft.category).expect("a category"),
-                end_date: now + Duration::days(365),
-            },
-            creator.id,
-            now,
-        )
-        .expect("a market");
-        markets.insert(&market).await.expect("stored");
-        names.insert(market.id, draft.name.clone());
-    }
+    let drafts: Vec<(&str, &str, &str)> = corpus
+        .iter()
+        .map(|d| (d.name.as_str(), d.description.as_str(), d.category.as_str()))
+        .collect();
+    let ids = tests::insert_markets(&pools, &drafts).await;
+    let names: BTreeMap<MarketId, String> = ids
+        .into_iter()
+        .zip(corpus.iter().map(|d| d.name.clone()))
+        .collect();
     let indexed = use_cases.rebuild_vector_index().await.expect("indexed");
     assert_eq!(indexed, corpus.len() as u64);
 
@@ -189,16 +159,9 @@ async fn pgvector_recall_at_10_of_keyword_vector_and_hybrid_search() {
         return;
     };
     let pools = probe.migrated().await;
-    let installed = adapter_persistence::PgVectorIndex::open(pools.clone(), 256, "probe")
-        .await
-        .is_ok();
+    let usable = tests::pgvector_usable(&pools).await;
     pools.close().await.ok();
-    if !installed {
-        assert!(
-            std::env::var("REQUIRE_PGVECTOR").map_or(true, |v| v != "1"),
-            "pgvector is required (REQUIRE_PGVECTOR=1) but cannot be used"
-        );
-        eprintln!("\n!!! pgvector is not installed: its recall is not measured here.\n");
+    if !usable {
         return;
     }
     if let Some(report) = recall(Backend::Postgres, VectorIndexKind::Pgvector).await {

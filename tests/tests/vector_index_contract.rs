@@ -7,19 +7,15 @@
 //! `REQUIRE_PGVECTOR=1`). The fallback cases run everywhere: they use a role that may not create
 //! the extension.
 
+use std::time::{Duration, Instant};
+
 use adapter_persistence::{Database, PgVectorIndex, PgVectorUnavailable};
 use adapter_search::InProcessVectorIndex;
 use bootstrap::config::VectorIndexKind;
-use chrono::Duration;
-use domain::market::MarketDraft;
-use domain::ports::{MarketRepository, UserRepository, VectorIndex, VectorIndexError};
+use domain::MarketId;
+use domain::ports::{VectorIndex, VectorIndexError};
 use domain::search::Embedding;
-use domain::{
-    Amount, Category, DisplayName, Email, Market, MarketDescription, MarketId, MarketName,
-    PasswordHash, Role, User, UserId,
-};
 use sea_orm::ConnectionTrait;
-use std::time::{Duration as StdDuration, Instant};
 use tests::{Backend, TestApp, TestDatabase};
 use uuid::Uuid;
 
@@ -27,61 +23,19 @@ use uuid::Uuid;
 async fn database_with_markets(n: usize) -> Option<(TestDatabase, Database, Vec<MarketId>)> {
     let database = TestDatabase::postgres().await?;
     let pools = database.migrated().await;
-    let now = domain::ports::Clock::now(&adapter_memory::SystemClock);
-    let creator = User {
-        id: UserId::from_uuid(Uuid::now_v7()),
-        email: Email::parse("vectors@example.com").expect("an email"),
-        name: DisplayName::parse("Vectors").expect("a name"),
-        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into()),
-        role: Role::User,
-        balance: Amount::ZERO,
-        disabled: false,
-        created_at: now,
-        updated_at: now,
-    };
-    adapter_persistence::SeaUserRepository::new(pools.clone())
-        .insert(&creator)
-        .await
-        .expect("the creator");
-    let markets = adapter_persistence::SeaMarketRepository::new(pools.clone());
-    let mut ids = Vec::new();
-    for n in 0..n {
-        let market = Market::open(
-            MarketId::from_uuid(Uuid::now_v7()),
-            MarketDraft {
-                name: MarketName::parse(&format!("Market number {n}")).expect("a name"),
-                description: MarketDescription::parse("A market of the vector index contract.")
-                    .expect("a description"),
-                category: Category::parse("tests").expect("a category"),
-                end_date: now + Duration::days(30),
-            },
-            creator.id,
-            now,
-        )
-        .expect("a market");
-        markets.insert(&market).await.expect("stored");
-        ids.push(market.id);
-    }
+    let names: Vec<String> = (0..n).map(|n| format!("Market number {n}")).collect();
+    let drafts: Vec<(&str, &str, &str)> = names
+        .iter()
+        .map(|name| {
+            (
+                name.as_str(),
+                "A market of the vector index contract.",
+                "tests",
+            )
+        })
+        .collect();
+    let ids = tests::insert_markets(&pools, &drafts).await;
     Some((database, pools, ids))
-}
-
-/// Whether the server has pgvector; panics when it has not and `REQUIRE_PGVECTOR=1`.
-fn pgvector_or_report(result: &Result<PgVectorIndex, PgVectorUnavailable>) -> bool {
-    match result {
-        Ok(_) => true,
-        Err(PgVectorUnavailable::NotInstalled) => {
-            assert!(
-                std::env::var("REQUIRE_PGVECTOR").map_or(true, |v| v != "1"),
-                "pgvector is required (REQUIRE_PGVECTOR=1) but the server has no \"vector\" extension"
-            );
-            eprintln!(
-                "\n!!! pgvector is not installed on this PostgreSQL server: its contract is not run \
-                 here (the fallback tests are). Install it and set REQUIRE_PGVECTOR=1 to require it.\n"
-            );
-            false
-        }
-        Err(other) => panic!("pgvector is installed but could not be prepared: {other}"),
-    }
 }
 
 fn unit(values: &[f32]) -> Embedding {
@@ -167,11 +121,12 @@ async fn pgvector_keeps_the_contract_and_its_vectors() {
     let Some((_database, pools, ids)) = database_with_markets(5).await else {
         return;
     };
-    let opened = PgVectorIndex::open(pools.clone(), 3, "test-embedder").await;
-    if !pgvector_or_report(&opened) {
+    if !tests::pgvector_usable(&pools).await {
         return;
     }
-    let index = opened.expect("opened");
+    let index = PgVectorIndex::open(pools.clone(), 3, "test-embedder")
+        .await
+        .expect("opened");
     assert!(index.persistent());
     assert_eq!(index.kind(), "pgvector hnsw");
     keeps_the_contract(&index, &ids).await;
@@ -217,11 +172,12 @@ async fn pgvector_returns_more_than_its_default_candidate_list() {
     let Some((_database, pools, ids)) = database_with_markets(120).await else {
         return;
     };
-    let opened = PgVectorIndex::open(pools.clone(), 3, "test-embedder").await;
-    if !pgvector_or_report(&opened) {
+    if !tests::pgvector_usable(&pools).await {
         return;
     }
-    let index = opened.expect("opened");
+    let index = PgVectorIndex::open(pools.clone(), 3, "test-embedder")
+        .await
+        .expect("opened");
     #[allow(clippy::cast_precision_loss)]
     let entries: Vec<(MarketId, Embedding)> = ids
         .iter()
@@ -240,7 +196,7 @@ async fn pgvector_returns_more_than_its_default_candidate_list() {
 
 /// The first result's name of a search, once the market's event has been indexed (up to 5 s).
 async fn first_found(app: &TestApp, query: &str, name: &str) -> String {
-    let deadline = Instant::now() + StdDuration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let reply = app.get(&format!("/api/v1/markets/search?{query}")).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
@@ -251,7 +207,7 @@ async fn first_found(app: &TestApp, query: &str, name: &str) -> String {
         if first == name || Instant::now() > deadline {
             return first;
         }
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -264,11 +220,6 @@ struct OrdinaryRole {
     database: Option<TestDatabase>,
 }
 
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
 impl OrdinaryRole {
     async fn create() -> Option<Self> {
         let database = TestDatabase::postgres().await?;
@@ -278,7 +229,7 @@ impl OrdinaryRole {
             .map(|(_, name)| name.to_owned())
             .expect("a database name");
         let role = format!("ordinary_{}", Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(admin_url())
+        let admin = sea_orm::Database::connect(tests::admin_url())
             .await
             .expect("PostgreSQL");
         admin
@@ -313,7 +264,7 @@ impl Drop for OrdinaryRole {
                 .build()
                 .ok()?;
             runtime.block_on(async {
-                let admin = sea_orm::Database::connect(admin_url()).await.ok()?;
+                let admin = sea_orm::Database::connect(tests::admin_url()).await.ok()?;
                 admin
                     .execute_unprepared(&format!("DROP ROLE IF EXISTS {role}"))
                     .await
@@ -332,9 +283,9 @@ async fn auto_reports_the_index_it_chose_and_searches_either_way() {
     };
     let installed = {
         let pools = database.migrated().await;
-        let opened = PgVectorIndex::open(pools.clone(), 256, "probe").await;
+        let usable = tests::pgvector_usable(&pools).await;
         pools.close().await.ok();
-        pgvector_or_report(&opened)
+        usable
     };
     let app = TestApp::spawn_with(Backend::Postgres, database, |url| {
         let mut config = tests::test_config(url);
@@ -412,6 +363,22 @@ async fn pgvector_required_but_unusable_stops_the_start_with_the_reason() {
         "{message}"
     );
     drop(ordinary);
+}
+
+#[tokio::test]
+async fn pgvector_refuses_wider_vectors_than_its_index_takes() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let pools = database.migrated().await;
+    assert!(matches!(
+        PgVectorIndex::open(pools.clone(), 2_001, "wide").await,
+        Err(PgVectorUnavailable::TooManyDimensions {
+            dimensions: 2_001,
+            max: 2_000
+        })
+    ));
+    pools.close().await.ok();
 }
 
 #[tokio::test]

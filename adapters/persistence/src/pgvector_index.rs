@@ -47,7 +47,7 @@ pub struct PgVectorIndex {
 }
 
 /// The widest vector pgvector's HNSW index takes.
-pub const PGVECTOR_MAX_DIMENSIONS: usize = 2_000;
+const PGVECTOR_MAX_DIMENSIONS: usize = 2_000;
 
 impl PgVectorIndex {
     /// Creates the extension, the table and its index when they are missing (under an advisory
