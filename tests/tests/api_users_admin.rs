@@ -213,6 +213,10 @@ async fn accounts_are_deleted_by_their_owner_or_an_admin_unless_they_have_histor
     assert_eq!(delete(&app, &admin, &path).await.status, 204);
     assert_eq!(app.get(&path).await.status, 404);
     assert_eq!(delete(&app, &admin, &path).await.status, 404);
+    // Nothing of the account is listed either (schemathesis ST301: it was an empty 200).
+    let positions = app.get_as(&admin, &format!("{path}/positions")).await;
+    assert_eq!(positions.status, 404, "{}", positions.text);
+    assert_eq!(positions.body["code"], "not_found");
 
     let (creator_id, creator) = app.signed_in_user().await;
     app.create_market(&creator, "Will history be kept?", "test")

@@ -526,6 +526,7 @@ impl From<ListPositionsError> for ApiError {
     fn from(error: ListPositionsError) -> Self {
         match error {
             ListPositionsError::MarketNotFound => Self::not_found("no such market"),
+            ListPositionsError::UserNotFound => Self::not_found("no such user"),
             ListPositionsError::Forbidden(denied) => denied.into(),
             ListPositionsError::Unavailable(cause) => cause.into(),
         }

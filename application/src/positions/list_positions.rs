@@ -22,6 +22,9 @@ pub struct PositionList {
 pub enum ListPositionsError {
     #[error("no such market")]
     MarketNotFound,
+    /// An admin asked for the positions of an account that does not exist (or was deleted).
+    #[error("no such user")]
+    UserNotFound,
     #[error(transparent)]
     Forbidden(#[from] AccessDenied),
     #[error(transparent)]
@@ -68,6 +71,17 @@ impl UseCases {
     ) -> Result<PositionList, ListPositionsError> {
         if actor.user_id != user_id {
             actor.require(Permission::Admin)?;
+            // The actor's own account exists (its session was just checked); another one may not.
+            if self
+                .deps()
+                .users
+                .find_by_id(user_id)
+                .await
+                .map_err(Unavailable::from)?
+                .is_none()
+            {
+                return Err(ListPositionsError::UserNotFound);
+            }
         }
         let mut query = query;
         query.filter.user_id = Some(user_id);

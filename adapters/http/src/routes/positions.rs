@@ -133,6 +133,7 @@ pub async fn list_market_positions(
         (status = 400, description = "`malformed_request` or `validation_failed`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_not_yet_valid`, `session_revoked`, `session_expired` or `account_disabled`", body = ErrorBody),
         (status = 403, description = "`forbidden`: another user's positions", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user (asked by an admin)", body = ErrorBody),
         (status = 503, description = "`service_unavailable`", body = ErrorBody),
     )
 )]
