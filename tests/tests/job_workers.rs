@@ -131,12 +131,15 @@ fn kind(name: &str) -> JobKind {
     JobKind::parse(name).expect("a kind")
 }
 
-fn settings(concurrency: usize) -> WorkerSettings {
+/// Short leases (300 ms, renewed every 100 ms), so that takeover tests finish quickly.
+const SHORT_LEASE: Duration = Duration::from_millis(300);
+
+fn settings(concurrency: usize, lease: Duration) -> WorkerSettings {
     WorkerSettings {
         concurrency,
         batch: u32::try_from(concurrency).expect("small"),
-        lease: Duration::from_millis(300),
-        heartbeat: Duration::from_millis(100),
+        lease,
+        heartbeat: lease / 3,
         poll: Duration::from_millis(10),
         retry: RetryPolicy {
             base: Duration::from_millis(200),
@@ -146,7 +149,8 @@ fn settings(concurrency: usize) -> WorkerSettings {
     }
 }
 
-/// A worker named `name` running `kinds` with `behaviour`, recording into `effects`.
+/// A worker named `name` running `kinds` with `behaviour`, recording into `effects`, on short
+/// leases.
 fn worker(
     queue: &Arc<dyn JobQueue>,
     name: &str,
@@ -154,12 +158,24 @@ fn worker(
     handlers: &[(&str, Behaviour)],
     effects: &Effects,
 ) -> Worker {
+    leasing_worker(queue, name, concurrency, handlers, effects, SHORT_LEASE)
+}
+
+/// [`worker`] with leases of `lease`.
+fn leasing_worker(
+    queue: &Arc<dyn JobQueue>,
+    name: &str,
+    concurrency: usize,
+    handlers: &[(&str, Behaviour)],
+    effects: &Effects,
+    lease: Duration,
+) -> Worker {
     handlers.iter().fold(
         Worker::new(
             Arc::clone(queue),
             Arc::new(RealClock),
             name,
-            settings(concurrency),
+            settings(concurrency, lease),
         ),
         |worker, (kind_name, behaviour)| {
             worker.with_handler(Arc::new(TestHandler {
@@ -238,19 +254,26 @@ async fn two_workers_run_every_job_exactly_once(repositories: Repositories) {
         ids.push(enqueue(queue, COUNT, Priority::Normal, 5).await);
     }
     let effects = Effects::default();
-    let first = start(worker(
+    // Leases that cannot run out during the test: delivery is at least once, so a heartbeat held
+    // up past a 300 ms lease (SQLite's single writer under a loaded CI machine) lets the other
+    // worker take the job over and run it again (302 runs for 300 jobs, once). What this test
+    // checks is that two workers never claim the same job.
+    let lease = Duration::from_secs(30);
+    let first = start(leasing_worker(
         queue,
         "w1",
         4,
         &[(COUNT, Behaviour::Count)],
         &effects,
+        lease,
     ));
-    let second = start(worker(
+    let second = start(leasing_worker(
         queue,
         "w2",
         4,
         &[(COUNT, Behaviour::Count)],
         &effects,
+        lease,
     ));
     eventually(20, "300 jobs run", async || effects.total() >= 300).await;
     first.stop().await;
@@ -329,7 +352,7 @@ async fn a_failing_job_backs_off_between_attempts_then_dies(repositories: Reposi
     assert_eq!(job.last_error.as_deref(), Some("boom"));
     let runs = effects.runs.lock().expect("runs").clone();
     assert_eq!(runs.len(), 3);
-    let policy = settings(1).retry;
+    let policy = settings(1, SHORT_LEASE).retry;
     let slack = chrono::Duration::milliseconds(150);
     for attempt in 1..=2_u32 {
         let started = runs[attempt as usize - 1].started;
